@@ -1,0 +1,1 @@
+"""A small convolutional network library in NumPy: kernels, layers, training, data, explanation."""

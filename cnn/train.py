@@ -1,0 +1,120 @@
+"""Training: mini-batch gradient descent with a record of how it went.
+
+``fit`` shuffles the training set with the caller's Generator every epoch,
+runs forward, loss, backward and an optimiser step per mini-batch, evaluates
+on the validation set after each epoch, and returns a History. Callbacks get
+the model and the epoch's record after every epoch (the site snapshots the
+kernels that way). Nothing is chosen on the validation set: no early stopping,
+no best-epoch checkpoint.
+"""
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from .errors import UserError
+from .losses import softmax_cross_entropy
+from .parallel import DEFAULT_WORKERS, maybe_parallel
+
+
+class TrainingDiverged(UserError):
+    """The loss stopped being a finite number."""
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based
+    lr: float
+    train_loss: float  # mean over the epoch's batches, in training mode
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float  # training time of the epoch, evaluation excluded
+    images_per_second: float
+    confusion: list  # (K, K) on the validation set: row = true class, column = predicted
+
+
+@dataclass
+class History:
+    epochs: list = field(default_factory=list)  # EpochRecord per epoch
+    steps: list = field(default_factory=list)  # (step, epoch progress, mean loss of the last log_every batches)
+    log_every: int = 50
+
+    def to_dict(self):
+        return {"epochs": [asdict(e) for e in self.epochs],
+                "steps": [list(s) for s in self.steps], "log_every": self.log_every}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls([EpochRecord(**e) for e in d["epochs"]], [tuple(s) for s in d["steps"]],
+                   d["log_every"])
+
+
+def fit(model, optimizer, x_train, y_train, x_val, y_val, *, epochs, batch_size, rng,
+        schedule=None, callbacks=(), log_every=50, progress=True, workers=DEFAULT_WORKERS):
+    """Train model in place and return its History.
+
+    schedule(epoch) -> learning rate for that epoch (0-based); without one the
+    optimiser's lr stays as it is. progress shows a tqdm bar when stderr is a
+    terminal and, in any case, one line per epoch. workers threads share each
+    batch (cnn/parallel.py); the result depends on their number only through the
+    order of floating-point additions.
+    """
+    history = History(log_every=log_every)
+    with maybe_parallel(model, workers) as net:
+        for epoch in range(1, epochs + 1):
+            if schedule is not None:
+                optimizer.lr = schedule(epoch - 1)
+            start = time.perf_counter()
+            train_loss, train_accuracy = _train_epoch(net, model, optimizer, x_train, y_train, batch_size,
+                                                      rng, history, f"epoch {epoch}/{epochs}", progress)
+            seconds = time.perf_counter() - start
+            val = model.evaluate(x_val, y_val, workers=workers)
+            record = EpochRecord(epoch, float(optimizer.lr), train_loss, train_accuracy, val.loss,
+                                 val.accuracy, seconds, len(x_train) / seconds, val.confusion.tolist())
+            history.epochs.append(record)
+            if progress:
+                tqdm.write(f"epoch {epoch}/{epochs}  lr {record.lr:.2g}  train loss {train_loss:.4f} "
+                           f"acc {train_accuracy:.2%}  val loss {val.loss:.4f} acc {val.accuracy:.2%}  "
+                           f"{seconds:.1f} s  {record.images_per_second:,.0f} img/s", file=sys.stderr)
+            for callback in callbacks:
+                callback(model, record)
+    model.clear_cache()
+    return history
+
+
+def _train_epoch(net, model, optimizer, x, y, batch_size, rng, history, label, progress):
+    """One pass over (x, y) in a fresh random order; returns (mean loss, accuracy) in training mode."""
+    n = len(x)
+    batches = math.ceil(n / batch_size)
+    epoch_start = len(history.epochs)
+    order = rng.permutation(n)
+    loss_sum, correct, window = 0.0, 0, []
+    with tqdm(total=n, desc=label, unit="img", leave=False, file=sys.stderr,
+              disable=not (progress and sys.stderr.isatty())) as bar:
+        for b in range(batches):
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            xb, yb = x[idx], y[idx]
+            logits = net.forward(xb, training=True)
+            loss, dlogits = softmax_cross_entropy(logits, yb)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"training diverged: the loss became {loss} in {label}, batch {b + 1} "
+                    f"(learning rate {optimizer.lr:g}). Lower the learning rate (--lr) and run again.")
+            net.backward(dlogits, need_input_grad=False)
+            optimizer.step(model)
+            loss_sum += loss * len(idx)
+            correct += int((logits.argmax(axis=1) == yb).sum())
+            window.append(loss)
+            if len(window) == history.log_every:
+                step = epoch_start * batches + b + 1
+                history.steps.append((step, round(epoch_start + (b + 1) / batches, 4), float(np.mean(window))))
+                window.clear()
+            bar.update(len(idx))
+            if b % 20 == 0:
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    return loss_sum / n, correct / n
