@@ -171,36 +171,41 @@ def _fix_for(spec, folder, bundled, downloaded):
     return f"Replace it with a good copy of {spec.title}, or leave out --data-dir."
 
 
-def _read_checked(spec, path, fix):
-    """The file's array and content digest, or UserError if it is not the right file."""
-    raw = _read_bytes(path, fix)
-    digest = hashlib.sha256(raw).hexdigest()
-    arr = parse_idx(raw, path, fix)
-    if digest != spec.sha256[path.name]:
-        raise UserError(f"{path}: SHA-256 of its content is {digest}, expected "
-                        f"{spec.sha256[path.name]} for {spec.title}. {fix}")
-    return arr, digest
-
-
 def _load_split(spec, folder, split, fix, remove_bad=False):
-    images_file, labels_file = _SPLIT_FILES[split]
+    """Images as float32 (N, 1, H, W) in [0, 1], labels int64, and the two content digests.
+
+    Checks, in order: each file's IDX structure, that images and labels agree,
+    then each file's SHA-256. With remove_bad (the download cache), the file
+    that fails is deleted, so that the next run fetches it again.
+    """
+    paths = [folder / name for name in _SPLIT_FILES[split]]
+
+    def fail(bad, message):
+        if remove_bad:
+            for p in bad:
+                p.unlink(missing_ok=True)
+        raise UserError(f"{message} {fix}")
+
     arrays, digests = [], []
-    for name in (images_file, labels_file):
+    for p in paths:
         try:
-            arr, digest = _read_checked(spec, folder / name, fix)
+            raw = _read_bytes(p, fix)
+            arrays.append(parse_idx(raw, p, fix))
         except UserError:
             if remove_bad:
-                (folder / name).unlink(missing_ok=True)
+                p.unlink(missing_ok=True)
             raise
-        arrays.append(arr)
-        digests.append(digest)
+        digests.append(hashlib.sha256(raw).hexdigest())
     images, labels = arrays
     if images.ndim != 3 or labels.ndim != 1:
-        raise UserError(f"{folder / images_file}: expected images (N, H, W) and labels (N,), "
-                        f"got {images.shape} and {labels.shape}. {fix}")
+        fail(paths, f"{paths[0]}: expected images (N, H, W) and labels (N,), "
+                    f"got {images.shape} and {labels.shape}.")
     if len(images) != len(labels):
-        raise UserError(f"{folder / images_file} holds {len(images)} images but "
-                        f"{folder / labels_file} holds {len(labels)} labels. {fix}")
+        fail(paths, f"{paths[0]} holds {len(images)} images but {paths[1]} holds {len(labels)} labels.")
+    for p, digest in zip(paths, digests):
+        if digest != spec.sha256[p.name]:
+            fail([p], f"{p}: SHA-256 of its content is {digest}, expected {spec.sha256[p.name]} "
+                      f"for {spec.title}.")
     x = (images.astype(np.float32) / np.float32(255.0))[:, None, :, :]  # (N, 1, H, W)
     return x, labels.astype(np.int64), digests
 
@@ -258,15 +263,23 @@ def download_missing(spec, folder, base_url, progress=None):
 def fetch_verified(url, dest, sha256, timeout=60):
     """Fetch url into dest if its (uncompressed) content has the given SHA-256."""
     tmp = dest.with_name(dest.name + ".part")
+    by_hand = f"put the file in {dest.parent} by hand, or pass --data-dir"
     try:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
+                promised = int(response.headers.get("Content-Length") or -1)
                 while chunk := response.read(1 << 20):
                     f.write(chunk)
+                received = f.tell()
+        except urllib.error.HTTPError as e:
+            raise UserError(f"{url}: download failed (HTTP {e.code} {e.reason}). The mirror may "
+                            f"have moved: {by_hand}.") from None
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", None) or e
-            raise UserError(f"{url}: download failed ({reason}). Check the network, or put the "
-                            f"file in {dest.parent} by hand, or pass --data-dir.") from None
+            raise UserError(f"{url}: download failed ({reason}). Check the network, or {by_hand}.") from None
+        if promised >= 0 and received != promised:
+            raise UserError(f"{url}: download failed (connection closed after {received} of "
+                            f"{promised} bytes). Run again, or {by_hand}.")
         raw = _read_bytes(tmp, f"The download from {url} is damaged; run again.")
         digest = hashlib.sha256(raw).hexdigest()
         if digest != sha256:

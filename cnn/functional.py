@@ -60,13 +60,15 @@ def im2col(x, kh, kw, stride):
     n, oh, ow, _, _, c = win.shape
     if c > 1:
         return win.reshape(n * oh * ow, kh * kw * c)  # copies
-    # One channel: each window value is its own run, so copying one shifted
-    # image per kernel offset is about twice as fast as the strided copy.
-    cols = np.empty((n, oh, ow, kh * kw), dtype=x.dtype)
+    # One channel: each window value would be a run of one. Copying one shifted
+    # image per kernel offset into the rows of the transposed matrix writes long
+    # contiguous runs instead, about three times faster; matmul takes the
+    # transposed (Fortran-ordered) result as it is.
+    cols_t = np.empty((kh * kw, n, oh, ow), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            cols[..., i * kw + j] = win[:, :, :, i, j, 0]
-    return cols.reshape(n * oh * ow, kh * kw)
+            cols_t[i * kw + j] = win[:, :, :, i, j, 0]
+    return cols_t.reshape(kh * kw, n * oh * ow).T  # (N*OH*OW, KH*KW), a transposed view
 
 
 def to_nhwc(x):
@@ -88,8 +90,10 @@ def per_channel(op, x, vec, out=None):
     hundred values, about five times faster.
     """
     m, c = x.shape
+    if out is not None and not out.flags.c_contiguous:
+        raise ValueError("per_channel writes through a reshaped view: out must be C-contiguous")
     r = math.gcd(m, 1 << max(0, (512 // c).bit_length() - 1))  # a power of two dividing m
-    wide = x.reshape(m // r, r * c)
+    wide = np.ascontiguousarray(x).reshape(m // r, r * c)
     if out is not None:
         op(wide, np.tile(vec, r), out=out.reshape(m // r, r * c))
         return out
@@ -110,7 +114,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     xh = _pad_hw(to_nhwc(x), pad, pad, pad, pad)  # (N, H+2p, W+2p, C)
     cols = im2col(xh, kh, kw, stride)  # (N*OH*OW, KH*KW*C)
     wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, f)  # (KH*KW*C, F)
-    out = per_channel(np.add, cols @ wmat, b)  # (N*OH*OW, F)
+    out = cols @ wmat  # (N*OH*OW, F)
+    per_channel(np.add, out, b, out=out)
     oh, ow = out_size(h, kh, stride, pad), out_size(wd, kw, stride, pad)
     out = to_nchw(out.reshape(n, oh, ow, f))  # (N, F, OH, OW), channels-last memory
     return out, (cols, x.shape, w, stride, pad)

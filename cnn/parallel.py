@@ -81,7 +81,8 @@ class DataParallel:
 
     def _run(self, fn, *arrays):
         """fn(replica, *shards) in every worker; the shards' results in order."""
-        futures = [self.pool.submit(self._guarded, fn, rep, *(a[lo:hi] for a in arrays))
+        errstate = np.geterr()  # thread-local in NumPy: hand the caller's on to the workers
+        futures = [self.pool.submit(self._guarded, errstate, fn, rep, *(a[lo:hi] for a in arrays))
                    for rep, (lo, hi) in zip(self.replicas, self._bounds)]
         results, errors = [], []
         for f in futures:
@@ -99,9 +100,10 @@ class DataParallel:
             raise errors[0]
         return results
 
-    def _guarded(self, fn, rep, *shards):
+    def _guarded(self, errstate, fn, rep, *shards):
         try:
-            return fn(rep, *shards)
+            with np.errstate(**errstate):
+                return fn(rep, *shards)
         except BaseException:
             for layer in rep.layers:  # release the workers waiting for this one
                 if getattr(layer, "shards", None):

@@ -94,8 +94,9 @@ def _train_epoch(net, model, optimizer, x, y, batch_size, rng, history, label, p
     epoch_start = len(history.epochs)
     order = rng.permutation(n)
     loss_sum, correct, window = 0.0, 0, []
+    # Overflow is reported once, as TrainingDiverged, not as a stream of NumPy warnings.
     with tqdm(total=n, desc=label, unit="img", leave=False, file=sys.stderr,
-              disable=not (progress and sys.stderr.isatty())) as bar:
+              disable=not (progress and sys.stderr.isatty())) as bar, np.errstate(over="ignore", invalid="ignore"):
         for b in range(batches):
             idx = order[b * batch_size : (b + 1) * batch_size]
             xb, yb = x[idx], y[idx]
