@@ -113,3 +113,10 @@ class CosineLR:
 
     def __call__(self, epoch):
         return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+
+
+SCHEDULES = {
+    "constant": lambda lr, epochs: ConstantLR(lr),
+    "step": lambda lr, epochs: StepLR(lr, step_size=max(1, epochs // 3), gamma=0.1),
+    "cosine": lambda lr, epochs: CosineLR(lr, epochs),
+}
