@@ -240,12 +240,14 @@ def relu_backward(dout, out):
 
 
 def leaky_relu_forward(x, slope=0.01):
-    return np.where(x > 0, x, x * slope).astype(x.dtype, copy=False), (x, slope)
+    """max(x, slope * x) for 0 <= slope < 1."""
+    return np.maximum(x, x * x.dtype.type(slope)), (x > 0, slope)
 
 
 def leaky_relu_backward(dout, cache):
-    x, slope = cache
-    return np.where(x > 0, dout, dout * slope).astype(dout.dtype, copy=False)
+    """dx = dout where x > 0, slope * dout elsewhere."""
+    positive, slope = cache
+    return dout * (positive * dout.dtype.type(1 - slope) + dout.dtype.type(slope))
 
 
 # ---------------------------------------------------------------- dense

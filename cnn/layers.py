@@ -85,10 +85,19 @@ class Conv2D(Layer):
 
 
 class _Pool(Layer):
+    kernels = None  # (forward, backward) pair from functional.py
+
     def __init__(self, kernel_size=2, stride=None):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
+
+    def forward(self, x, training=False):
+        out, self.cache = self.kernels[0](x, self.kernel_size, self.stride)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return self.kernels[1](dout, self.cache)
 
     def config(self):
         return dict(kernel_size=self.kernel_size, stride=self.stride)
@@ -101,24 +110,12 @@ class _Pool(Layer):
 
 class MaxPool2D(_Pool):
     kind = "maxpool"
-
-    def forward(self, x, training=False):
-        out, self.cache = F.maxpool2d_forward(x, self.kernel_size, self.stride)
-        return out
-
-    def backward(self, dout, need_dx=True):
-        return F.maxpool2d_backward(dout, self.cache)
+    kernels = (F.maxpool2d_forward, F.maxpool2d_backward)
 
 
 class AvgPool2D(_Pool):
     kind = "avgpool"
-
-    def forward(self, x, training=False):
-        out, self.cache = F.avgpool2d_forward(x, self.kernel_size, self.stride)
-        return out
-
-    def backward(self, dout, need_dx=True):
-        return F.avgpool2d_backward(dout, self.cache)
+    kernels = (F.avgpool2d_forward, F.avgpool2d_backward)
 
 
 class ReLU(Layer):
@@ -140,6 +137,8 @@ class LeakyReLU(Layer):
 
     def __init__(self, slope=0.01):
         super().__init__()
+        if not 0 <= slope < 1:
+            raise ValueError(f"LeakyReLU slope must be in [0, 1), got {slope}")
         self.slope = slope
 
     def forward(self, x, training=False):
