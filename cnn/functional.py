@@ -25,7 +25,7 @@ def out_size(size, kernel, stride=1, pad=0):
 
 # ---------------------------------------------------------------- helpers
 
-def _pad_hw(x, lo_h, hi_h, lo_w, hi_w):
+def pad_hw(x, lo_h, hi_h, lo_w, hi_w):
     """Pad (or, for negative amounts, crop) the H and W axes of an (N, H, W, C) array.
 
     A fresh zero array gets the overlapping block copied in, so pad 0 and
@@ -111,7 +111,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     f, c_w, kh, kw = w.shape
     if c != c_w:
         raise ValueError(f"conv2d: input has {c} channels, weights expect {c_w}")
-    xh = _pad_hw(to_nhwc(x), pad, pad, pad, pad)  # (N, H+2p, W+2p, C)
+    xh = pad_hw(to_nhwc(x), pad, pad, pad, pad)  # (N, H+2p, W+2p, C)
     cols = im2col(xh, kh, kw, stride)  # (N*OH*OW, KH*KW*C)
     wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, f)  # (KH*KW*C, F)
     out = cols @ wmat  # (N*OH*OW, F)
@@ -146,7 +146,7 @@ def conv2d_backward(dout, cache, need_dx=True):
     lo_h, lo_w = kh - 1 - pad, kw - 1 - pad
     hi_h = h + kh - 1 - dh.shape[1] - lo_h  # makes the padded height H + KH - 1
     hi_w = wd + kw - 1 - dh.shape[2] - lo_w
-    dpad = _pad_hw(dh, lo_h, hi_h, lo_w, hi_w)  # (N, H+KH-1, W+KW-1, F)
+    dpad = pad_hw(dh, lo_h, hi_h, lo_w, hi_w)  # (N, H+KH-1, W+KW-1, F)
     dcols = im2col(dpad, kh, kw, 1)  # (N*H*W, KH*KW*F)
     wrot = w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(kh * kw * f, c)  # (KH*KW*F, C)
     dx = to_nchw((dcols @ wrot).reshape(n, h, wd, c))  # (N, C, H, W)

@@ -112,8 +112,8 @@ def test_softmax_cross_entropy_is_stable_and_has_the_closed_form_gradient():
 
 def test_pad_helper_crops_for_negative_amounts(rng):
     x = rng.standard_normal((1, 5, 6, 2))
-    np.testing.assert_array_equal(F._pad_hw(x, -1, -2, 0, -3), x[:, 1:3, 0:3])
-    padded = F._pad_hw(x, 2, 0, 1, 1)
+    np.testing.assert_array_equal(F.pad_hw(x, -1, -2, 0, -3), x[:, 1:3, 0:3])
+    padded = F.pad_hw(x, 2, 0, 1, 1)
     assert padded.shape == (1, 7, 8, 2)
     np.testing.assert_array_equal(padded[:, 2:, 1:7], x)
     assert padded.sum() == pytest.approx(x.sum())

@@ -1,0 +1,457 @@
+"""The figures: one function per figure, arrays in, a PNG out.
+
+All figures share one style (``STYLE``), are drawn with matplotlib's object
+API on the Agg backend, and are saved at 150 DPI without metadata that would
+change from build to build, so the same run always gives the same bytes. Each
+function returns the figure's entry for the chapters: its path inside the site,
+its alt text -- which says what the picture shows, with its numbers -- and a
+caption.
+
+``render_all`` draws every figure, in ``jobs`` processes forked from the
+builder, so the arrays are shared rather than copied.
+"""
+
+import multiprocessing
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import FancyBboxPatch, Rectangle  # noqa: E402
+
+DPI = 150
+STYLE = {
+    "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8,
+    "ytick.labelsize": 8, "legend.fontsize": 8, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.grid": False, "figure.facecolor": "white", "savefig.facecolor": "white",
+    "image.interpolation": "nearest", "font.family": "DejaVu Sans",
+}
+INK = "gray_r"  # digits as dark ink on white
+MAPS = "viridis"  # activations and other signed or positive maps
+DIVERGING = "RdBu_r"  # weights: red positive, blue negative, white zero
+C_TRAIN, C_TEST, C_ACCENT = "#4c72b0", "#dd8452", "#c44e52"
+
+_SHARED = {}  # arrays for the worker processes, set before forking
+
+
+def _save(fig, out_dir, name):
+    """Write fig as figures/<name>.png; return (site path, width, height) in CSS pixels."""
+    path = Path(out_dir) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    w, h = fig.get_size_inches() * DPI
+    return f"figures/{name}.png", int(round(w / 1.5)), int(round(h / 1.5))
+
+
+def _entry(fig, out_dir, name, alt, caption, **extra):
+    src, w, h = _save(fig, out_dir, name)
+    return {"src": src, "alt": alt, "caption": caption, "width": w, "height": h, **extra}
+
+
+def _blank(ax):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+
+
+# ---------------------------------------------------------------- data
+
+def data_samples(out_dir):
+    x, y, names = _SHARED["x_train"], _SHARED["y_train"], _SHARED["class_names"]
+    k, per = len(names), 10
+    fig = Figure(figsize=(per * 0.62, k * 0.66), layout="constrained")
+    axes = fig.subplots(k, per)
+    for c in range(k):
+        idx = np.flatnonzero(y == c)[:per]
+        for j, i in enumerate(idx):
+            ax = axes[c, j]
+            ax.imshow(x[i, 0], cmap=INK, vmin=0, vmax=1)
+            _blank(ax)
+        axes[c, 0].set_ylabel(names[c], rotation=0, ha="right", va="center", fontsize=8)
+    return _entry(fig, out_dir, "data-samples",
+                  f"A grid of real training images: {per} per class, one row for each of the {k} classes "
+                  f"({', '.join(names)}).",
+                  f"The first {per} training images of each class, as they are stored: 28 x 28 grey levels.")
+
+
+def data_balance(out_dir):
+    tr, te, names = _SHARED["train_counts"], _SHARED["test_counts"], _SHARED["class_names"]
+    fig = Figure(figsize=(6.4, 2.6), layout="constrained")
+    ax = fig.subplots()
+    pos = np.arange(len(names))
+    ax.bar(pos - 0.2, tr, 0.4, label=f"training ({tr.sum():,})", color=C_TRAIN)
+    ax2 = ax.twinx()
+    ax2.bar(pos + 0.2, te, 0.4, label=f"test ({te.sum():,})", color=C_TEST)
+    ax.set_xticks(pos, names, rotation=30 if max(map(len, names)) > 2 else 0)
+    ax.set_ylabel("training images")
+    ax2.set_ylabel("test images")
+    ax2.spines["right"].set_visible(True)
+    ax.set_ylim(0, tr.max() * 1.25)
+    ax2.set_ylim(0, te.max() * 1.25)
+    fig.legend(loc="outside upper center", ncols=2, frameon=False)
+    lo, hi = int(np.argmin(tr)), int(np.argmax(tr))
+    return _entry(fig, out_dir, "data-balance",
+                  f"Bar chart of images per class. Training: from {tr[lo]:,} ({names[lo]}) to "
+                  f"{tr[hi]:,} ({names[hi]}). Test: from {te.min():,} to {te.max():,}.",
+                  "How many images of each class there are in the training set (left axis) and the test set (right axis).")
+
+
+def data_means(out_dir):
+    x, y, names = _SHARED["x_train"], _SHARED["y_train"], _SHARED["class_names"]
+    k = len(names)
+    fig = Figure(figsize=(k * 0.75, 1.05), layout="constrained")
+    axes = fig.subplots(1, k)
+    for c, ax in enumerate(axes):
+        ax.imshow(x[y == c, 0].mean(axis=0), cmap=INK, vmin=0, vmax=1)
+        ax.set_title(names[c], fontsize=8)
+        _blank(ax)
+    return _entry(fig, out_dir, "data-means",
+                  f"The average training image of each of the {k} classes: blurred but recognisable shapes.",
+                  "The mean of all training images of each class: where the ink usually is.")
+
+
+# ---------------------------------------------------------------- architecture
+
+def architecture(out_dir):
+    rows = _SHARED["summary"]
+    blocks, current = [], None
+    for r in rows:  # group conv/bn/relu/pool into blocks, dense layers after the flatten
+        starts = r["name"].startswith(("conv", "flatten")) or (r["name"].startswith("dense") and current
+                                                                 and not current[0]["name"].startswith(("flatten", "dense")))
+        if current is None or starts:
+            current = []
+            blocks.append(current)
+        current.append(r)
+    fig = Figure(figsize=(7.2, 1.9))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, len(blocks) + 1)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    ax.text(0.5, 0.55, "input\n" + "x".join(map(str, _SHARED["input_shape"])), ha="center", va="center", fontsize=8)
+    for b, block in enumerate(blocks, start=1):
+        x0 = b + 0.08
+        ax.add_patch(FancyBboxPatch((x0, 0.2), 0.84, 0.68, boxstyle="round,pad=0.01,rounding_size=0.04",
+                                    fc="#eef2f8", ec=C_TRAIN, lw=1))
+        text = "\n".join(r["type"].replace("BatchNorm2D", "BN").replace("MaxPool2D", "MaxPool") for r in block)
+        ax.text(x0 + 0.42, 0.6, text, ha="center", va="center", fontsize=6.4)
+        ax.text(x0 + 0.42, 0.1, block[-1]["shape"], ha="center", va="center", fontsize=7.5, color=C_ACCENT)
+        ax.annotate("", (x0, 0.55), (x0 - 0.16, 0.55), arrowprops=dict(arrowstyle="->", lw=0.8))
+    params = sum(r["params"] for r in rows)
+    return _entry(fig, out_dir, "architecture",
+                  f"Diagram of the network: input {'x'.join(map(str, _SHARED['input_shape']))}, then "
+                  + ", ".join(f"{' + '.join(r['type'] for r in blk)} giving {blk[-1]['shape']}" for blk in blocks)
+                  + f"; {params:,} parameters in all.",
+                  "The network, block by block; under each block, the shape of what it passes on (channels x height x width).")
+
+
+# ---------------------------------------------------------------- convolution
+
+def _annotate_grid(ax, values, fmt="{:.2f}", fontsize=7):
+    vmax = np.abs(values).max() or 1
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=fontsize,
+                color="white" if abs(v) > 0.6 * vmax else "black")
+
+
+def conv_example(out_dir):
+    ex, x, cmap = _SHARED["conv"], _SHARED["x_test"], _SHARED["conv_map"]
+    image = x[ex["digit_index"], 0]
+    k, p, i, j = ex["kernel_size"], ex["padding"], ex["row"], ex["col"]
+    patch, kernel = np.array(ex["patch"]), np.array(ex["kernel"])
+    fig = Figure(figsize=(9.2, 2.5), layout="constrained")
+    axes = fig.subplots(1, 5, width_ratios=[1.2, 1, 1, 1, 1.2])
+    ax = axes[0]
+    ax.imshow(image, cmap=INK, vmin=0, vmax=1)
+    ax.add_patch(Rectangle((j - p - 0.5, i - p - 0.5), k, k, fill=False, ec=C_ACCENT, lw=1.6))
+    ax.set_title(f"test digit #{ex['digit_index']}\nwindow at ({i}, {j})")
+    _blank(ax)
+    for ax, values, title, cm in ((axes[1], patch, "the 3x3 patch", INK),
+                                  (axes[2], kernel, f"kernel {ex['channel']} of conv1", DIVERGING),
+                                  (axes[3], patch * kernel, "patch x kernel", DIVERGING)):
+        lim = np.abs(values).max() or 1
+        ax.imshow(values, cmap=cm, vmin=0 if cm == INK else -lim, vmax=1 if cm == INK else lim)
+        _annotate_grid(ax, values)
+        ax.set_title(title)
+        _blank(ax)
+    ax = axes[4]
+    im = ax.imshow(cmap, cmap=MAPS)
+    ax.plot(j, i, marker="s", ms=5, mfc="none", mec=C_ACCENT, mew=1.4)
+    ax.set_title(f"output map {ex['channel']}\nsum + bias = {ex['output']:.3f}")
+    _blank(ax)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return _entry(fig, out_dir, "conv-example",
+                  f"Kernel {ex['channel']} of the first layer over test digit #{ex['digit_index']}: the 3x3 patch at "
+                  f"row {i}, column {j}, the kernel's weights, their products, which sum to {ex['sum']:.3f}; "
+                  f"with the bias {ex['bias']:.3f} the output there is {ex['output']:.3f}, the brightest point of "
+                  f"the output map.",
+                  "One output value of the first convolution, computed by hand: multiply the patch by the kernel, "
+                  "add up, add the bias.")
+
+
+def conv_im2col(out_dir):
+    ex, x = _SHARED["conv"], _SHARED["x_test"]
+    from cnn.functional import im2col, pad_hw, to_nhwc
+    image = x[ex["digit_index"] : ex["digit_index"] + 1]
+    p, k = ex["padding"], ex["kernel_size"]
+    cols = im2col(pad_hw(to_nhwc(image), p, p, p, p), k, k, 1)  # (784, 9)
+    row = ex["row"] * image.shape[3] + ex["col"]
+    fig = Figure(figsize=(8.4, 2.4), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(cols.T, cmap=INK, vmin=0, vmax=1, aspect="auto")
+    ax.axvline(row, color=C_ACCENT, lw=1)
+    ax.set_xlabel(f"output position (row x 28 + column): {cols.shape[0]} columns here, one per window")
+    ax.set_ylabel("offset in\nthe 3x3 window")
+    ax.set_yticks(range(k * k))
+    ax.set_title(f"im2col of digit #{ex['digit_index']}, transposed: the red line is the window at "
+                 f"({ex['row']}, {ex['col']}), position {row}")
+    return _entry(fig, out_dir, "conv-im2col",
+                  f"The im2col matrix of the digit drawn as an image: {cols.shape[0]} windows side by side, each a "
+                  f"column of {cols.shape[1]} pixel values; the stroke shows up as dark bands.",
+                  "Every 3x3 window of the padded digit, laid side by side. Multiplying this matrix by the kernels "
+                  "computes every output of the layer in one product.")
+
+
+# ---------------------------------------------------------------- training
+
+def train_curves(out_dir):
+    epochs = _SHARED["epochs"]
+    e = [r["epoch"] for r in epochs]
+    fig = Figure(figsize=(7.2, 2.6), layout="constrained")
+    a1, a2 = fig.subplots(1, 2)
+    a1.plot(e, [r["train_loss"] for r in epochs], "o-", color=C_TRAIN, label="training")
+    a1.plot(e, [r["val_loss"] for r in epochs], "o-", color=C_TEST, label="test")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("cross-entropy loss")
+    a1.legend(frameon=False)
+    a2.plot(e, [100 * r["train_accuracy"] for r in epochs], "o-", color=C_TRAIN, label="training")
+    a2.plot(e, [100 * r["val_accuracy"] for r in epochs], "o-", color=C_TEST, label="test")
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("accuracy (%)")
+    a2.legend(frameon=False)
+    for a in (a1, a2):
+        a.set_xticks(e)
+    first, last = epochs[0], epochs[-1]
+    return _entry(fig, out_dir, "train-curves",
+                  f"Two line charts over {len(e)} epochs. Test loss goes from {first['val_loss']:.4f} to "
+                  f"{last['val_loss']:.4f}; test accuracy from {100 * first['val_accuracy']:.2f} % to "
+                  f"{100 * last['val_accuracy']:.2f} %.",
+                  "Loss and accuracy after each epoch, on the training batches (as they were seen, in training "
+                  "mode) and on the test set.")
+
+
+def train_steps(out_dir):
+    steps, epochs, every = _SHARED["steps"], _SHARED["epochs"], _SHARED["log_every"]
+    fig = Figure(figsize=(7.2, 2.6), layout="constrained")
+    a1, a2 = fig.subplots(1, 2, width_ratios=[2, 1])
+    if steps:
+        a1.plot([s[1] for s in steps], [s[2] for s in steps], color=C_TRAIN, lw=1)
+        a1.set_yscale("log")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel(f"mean loss of {every} batches")
+    e = [r["epoch"] for r in epochs]
+    a2.step(e, [r["lr"] for r in epochs], where="mid", color=C_ACCENT)
+    a2.plot(e, [r["lr"] for r in epochs], "o", color=C_ACCENT)
+    a2.set_xticks(e)
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("learning rate")
+    a2.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    desc = (f"falls from {steps[0][2]:.3f} to {steps[-1][2]:.4f}" if steps else "has too few batches to plot")
+    return _entry(fig, out_dir, "train-steps",
+                  f"Left: the training loss, averaged over every {every} batches, {desc} (log scale). Right: the "
+                  f"learning rate of each epoch, from {epochs[0]['lr']:.2g} to {epochs[-1]['lr']:.2g}.",
+                  f"Left: the training loss, averaged over every {every} batches. Right: the learning rate, set "
+                  "once per epoch by the schedule.")
+
+
+def confusion(out_dir, epoch):
+    rec = _SHARED["epochs"][epoch - 1]
+    cm = np.array(rec["confusion"])
+    names = _SHARED["class_names"]
+    fig = Figure(figsize=(4.4, 3.9), layout="constrained")
+    ax = fig.subplots()
+    shown = np.where(np.eye(len(cm), dtype=bool), 0, cm)  # colour the errors; the diagonal would swamp them
+    ax.imshow(shown, cmap="Reds", vmin=0, vmax=max(shown.max(), 1))
+    for (i, j), v in np.ndenumerate(cm):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=6.5,
+                    color="black" if i != j else C_TRAIN, fontweight="bold" if i == j else "normal")
+    ax.set_xticks(range(len(names)), names, rotation=90 if max(map(len, names)) > 2 else 0)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"after epoch {epoch}: {cm.trace():,} of {cm.sum():,} right")
+    off = np.where(np.eye(len(cm), dtype=bool), -1, cm)
+    i, j = np.unravel_index(np.argmax(off), off.shape)
+    return _entry(fig, out_dir, f"confusion/{epoch}",
+                  f"Confusion matrix after epoch {epoch}: {cm.trace():,} of {cm.sum():,} test images on the "
+                  f"diagonal; the most frequent mistake is {names[i]} taken for {names[j]} ({off[i, j]} times).",
+                  f"Confusion matrix on the test set after epoch {epoch}: row = true class, column = predicted "
+                  "class. Off the diagonal, darker red means more mistakes.",
+                  frame=epoch, frame_label=f"{epoch}")
+
+
+def kernels(out_dir, epoch):
+    w = _SHARED["snapshots"][epoch]["conv1"][:, 0]  # (F, 3, 3)
+    lim = _SHARED["kernel_lim"]
+    n = len(w)
+    cols = 8
+    rows = int(np.ceil(n / cols))
+    fig = Figure(figsize=(cols * 0.8, rows * 0.85 + 0.3), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for f, ax in enumerate(axes.flat):
+        _blank(ax)
+        if f < n:
+            ax.imshow(w[f], cmap=DIVERGING, vmin=-lim, vmax=lim)
+            ax.set_title(str(f), fontsize=7)
+    title = "before training (random)" if epoch == 0 else f"after epoch {epoch}"
+    fig.suptitle(f"conv1 kernels {title}", fontsize=9)
+    return _entry(fig, out_dir, f"kernels/{epoch}",
+                  f"The {n} 3x3 kernels of the first layer {title}, red for positive and blue for negative "
+                  f"weights, on one colour scale from -{lim:.2f} to {lim:.2f}.",
+                  f"The first layer's {n} kernels {title}. Red weights add the pixel under them, blue ones "
+                  "subtract it.",
+                  frame=epoch, frame_label="start" if epoch == 0 else str(epoch))
+
+
+# ---------------------------------------------------------------- layers
+
+def activations(out_dir, digit, block):
+    acts = _SHARED["acts"][digit]  # layer name -> (C, H, W) for one image
+    names = _SHARED["blocks"][block]
+    channels = 8
+    fig = Figure(figsize=(channels * 0.82 + 1.1, len(names) * 0.9), layout="constrained")
+    axes = fig.subplots(len(names), channels, squeeze=False)
+    for r, name in enumerate(names):
+        a = acts[name]
+        for c in range(channels):
+            ax = axes[r, c]
+            ax.imshow(a[c], cmap=MAPS)
+            _blank(ax)
+            if r == 0:
+                ax.set_title(f"ch {c}", fontsize=7)
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    index = _SHARED["showcase"][digit]
+    label = _SHARED["class_names"][_SHARED["y_test"][index]]
+    shape = acts[names[0]].shape
+    return _entry(fig, out_dir, f"acts-{digit}-{block}",
+                  f"Feature maps of test digit #{index} (a {label}) in block {block + 1}: the first {channels} "
+                  f"channels of {', '.join(names)}, each {shape[1]}x{shape[2]}; each map on its own colour scale.",
+                  f"Block {block + 1}, layer by layer, for test digit #{index} ({label}): the first {channels} "
+                  "channels. Yellow is high, dark blue low; each small map has its own scale.")
+
+
+def learned_kernels(out_dir, layer):
+    w = _SHARED["final_weights"][layer]  # (F, C, 3, 3)
+    f, c = w.shape[:2]
+    lim = np.abs(w).max()
+    if c == 1:
+        fig = Figure(figsize=(8, 2.3), layout="constrained")
+        axes = fig.subplots(2, int(np.ceil(f / 2)), squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            _blank(ax)
+            if i < f:
+                ax.imshow(w[i, 0], cmap=DIVERGING, vmin=-lim, vmax=lim)
+                _annotate_grid(ax, w[i, 0], "{:.1f}", 5.5)
+                ax.set_title(str(i), fontsize=7)
+    else:  # one tile per (output, input) channel pair, tiled into one image with gaps
+        k = w.shape[2]
+        tile = np.full((f * (k + 1), c * (k + 1)), np.nan)
+        for o in range(f):
+            for i in range(c):
+                tile[o * (k + 1) : o * (k + 1) + k, i * (k + 1) : i * (k + 1) + k] = w[o, i]
+        fig = Figure(figsize=(7.5, 7.5 * f / c * 0.55 + 0.6), layout="constrained")
+        ax = fig.subplots()
+        cmap = matplotlib.colormaps[DIVERGING].with_extremes(bad="white")
+        ax.imshow(tile, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
+        ax.set_xlabel(f"input channel (0 to {c - 1})")
+        ax.set_ylabel(f"output channel (0 to {f - 1})")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return _entry(fig, out_dir, f"learned-{layer}",
+                  f"The trained kernels of {layer}: {f} output channels x {c} input channel(s), each 3x3, red "
+                  f"positive and blue negative, largest magnitude {lim:.2f}.",
+                  f"All trained kernels of {layer}" + (" with their weights." if c == 1 else
+                                                       ": one 3x3 tile for every pair of output and input channel."))
+
+
+# ---------------------------------------------------------------- results
+
+def per_class(out_dir):
+    rows, names = _SHARED["per_class"], _SHARED["class_names"]
+    acc = np.array([100 * r["accuracy"] for r in rows])
+    fig = Figure(figsize=(6.4, 2.4), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(range(len(acc)), acc, color=C_TEST)
+    ax.set_xticks(range(len(acc)), names, rotation=30 if max(map(len, names)) > 2 else 0)
+    lo = max(0.0, np.floor(acc.min() - 2))
+    ax.set_ylim(lo, 100)
+    ax.set_ylabel("test accuracy (%)")
+    for i, a in enumerate(acc):
+        ax.text(i, a, f"{a:.1f}", ha="center", va="bottom", fontsize=7)
+    worst, best = int(np.argmin(acc)), int(np.argmax(acc))
+    return _entry(fig, out_dir, "per-class",
+                  f"Bar chart of test accuracy per class, from {acc[worst]:.1f} % ({names[worst]}) to "
+                  f"{acc[best]:.1f} % ({names[best]}); the axis starts at {lo:.0f} %.",
+                  f"Accuracy on the test images of each class. The axis starts at {lo:.0f} %, not 0.")
+
+
+def mistakes(out_dir):
+    x, y, proba = _SHARED["x_test"], _SHARED["y_test"], _SHARED["proba"]
+    idx, names = _SHARED["mistake_idx"], _SHARED["class_names"]
+    cols = 6
+    rows = max(1, int(np.ceil(len(idx) / cols)))
+    fig = Figure(figsize=(cols * 1.2, rows * 1.45), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        _blank(ax)
+    for ax, i in zip(axes.flat, idx):
+        p = int(proba[i].argmax())
+        ax.imshow(x[i, 0], cmap=INK, vmin=0, vmax=1)
+        ax.set_title(f"#{i}: true {names[y[i]]}\nsaid {names[p]} {100 * proba[i, p]:.0f} %", fontsize=7)
+    alt = ("The test images the network got wrong with the most confidence: "
+           + "; ".join(f"#{i}, a {names[y[i]]} read as {names[int(proba[i].argmax())]} "
+                       f"({100 * proba[i].max():.0f} %)" for i in idx)) if len(idx) else "No mistakes."
+    return _entry(fig, out_dir, "mistakes", alt,
+                  "The most confident mistakes on the test set: the true label, what the network said, and how "
+                  "sure it was.")
+
+
+# ---------------------------------------------------------------- all of them
+
+def jobs(shared):
+    """(function, args) for every figure of the site, in a fixed order."""
+    epochs = len(shared["epochs"])
+    out = [(data_samples, ()), (data_balance, ()), (data_means, ()), (architecture, ()),
+           (conv_example, ()), (conv_im2col, ()), (train_curves, ()), (train_steps, ()),
+           (per_class, ()), (mistakes, ())]
+    out += [(confusion, (e,)) for e in range(1, epochs + 1)]
+    out += [(kernels, (e,)) for e in range(0, epochs + 1)]
+    out += [(activations, (d, b)) for d in range(len(shared["showcase"])) for b in range(len(shared["blocks"]))]
+    out += [(learned_kernels, (name,)) for name in shared["final_weights"]]
+    return out
+
+
+def _run(job):
+    fn, args, out_dir = job
+    with matplotlib.rc_context(STYLE):
+        return fn.__name__, args, fn(out_dir, *args)
+
+
+def render_all(shared, out_dir, jobs_count=2):
+    """Draw every figure into out_dir; return {name: entry} in a deterministic order."""
+    _SHARED.clear()
+    _SHARED.update(shared)
+    work = [(fn, args, out_dir) for fn, args in jobs(shared)]
+    if jobs_count > 1:
+        with multiprocessing.get_context("fork").Pool(jobs_count) as pool:
+            results = pool.map(_run, work, chunksize=1)
+    else:
+        results = [_run(w) for w in work]
+    entries = {}
+    for _, _, entry in results:
+        name = entry["src"][len("figures/") : -len(".png")]
+        entries[name] = entry
+    return entries

@@ -1,0 +1,258 @@
+"""Chapters and templates to HTML.
+
+Each content/*.md file is first a Jinja2 template -- it places figures, tables,
+code and measured numbers -- and then Markdown. Pages are gathered first (a
+sorted walk of content/, front matter read), then rendered, then poured into
+templates/*.html; every link is made relative to the page that holds it, so
+the site works from file:// and under any path on a web server.
+"""
+
+import ast
+import html
+import posixpath
+import re
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import markdown
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+
+from cnn.errors import UserError
+
+from .mathtex import MathRenderer
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKDOWN_EXTENSIONS = ["toc", "tables", "attr_list", "admonition", "md_in_html", "footnotes",
+                       "pymdownx.superfences", "pymdownx.highlight", "pymdownx.arithmatex"]
+MARKDOWN_CONFIG = {
+    "toc": {"permalink": "#", "permalink_title": "Link to this section", "toc_depth": "2-3"},
+    "pymdownx.highlight": {"css_class": "highlight", "guess_lang": False},
+    "pymdownx.arithmatex": {"generic": True},
+}
+_INLINE_MATH = re.compile(r'<span class="arithmatex">\\\((.*?)\\\)</span>', re.S)
+_BLOCK_MATH = re.compile(r'<div class="arithmatex">\\\[(.*?)\\\]</div>', re.S)
+
+
+@dataclass
+class Page:
+    source: Path  # the chapter file
+    dest: str  # path of the output file inside the site, '/'-separated
+    title: str
+    order: float
+    slug: str
+    body: str = ""  # the chapter text after the front matter (line numbers kept)
+    html: str = ""
+    toc: list = field(default_factory=list)
+
+
+def relative_url(from_page, to_path):
+    """The URL of to_path (site-relative, may end in #anchor) from the page at from_page."""
+    path, hash_, anchor = to_path.partition("#")
+    if not path:
+        return hash_ + anchor
+    rel = posixpath.relpath(path, posixpath.dirname(from_page) or ".")
+    return rel + hash_ + anchor
+
+
+# ---------------------------------------------------------------- gathering
+
+def read_front_matter(path):
+    """(metadata dict, body) of a chapter; the front matter lines become blank lines in body."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    meta = {}
+    if lines and lines[0].strip() == "---":
+        try:
+            end = lines.index("---", 1)
+        except ValueError:
+            raise UserError(f"{path}: front matter opened with '---' on line 1 is never closed; "
+                            "end it with a line holding only '---'.") from None
+        for number, line in enumerate(lines[1:end], start=2):
+            if not line.strip():
+                continue
+            key, sep, value = line.partition(":")
+            if not sep:
+                raise UserError(f"{path}, line {number}: front matter lines are 'key: value', "
+                                f"got {line!r}.")
+            meta[key.strip()] = value.strip()
+        lines[: end + 1] = [""] * (end + 1)
+    return meta, "\n".join(lines)
+
+
+def gather_pages(content_dir):
+    """Every chapter in content_dir, in reading order; the first becomes index.html."""
+    pages = []
+    for path in sorted(Path(content_dir).glob("*.md")):
+        meta, body = read_front_matter(path)
+        if "title" not in meta:
+            raise UserError(f"{path}: no 'title:' in the front matter; start the file with\n"
+                            "---\ntitle: The chapter's title\norder: 1\n---")
+        try:
+            order = float(meta.get("order", len(pages) + 1))
+        except ValueError:
+            raise UserError(f"{path}: 'order: {meta['order']}' is not a number.") from None
+        slug = re.sub(r"^\d+[-_]", "", path.stem)
+        pages.append(Page(path, f"{slug}.html", meta["title"], order, slug, body))
+    if not pages:
+        raise UserError(f"{content_dir}: no chapters (*.md files) found.")
+    pages.sort(key=lambda p: (p.order, p.source.name))
+    pages[0].dest = "index.html"
+    return pages
+
+
+# ---------------------------------------------------------------- code from source
+
+def source_snippet(relpath, name):
+    """Source of the function or class `name` ('Class.method' for a method) in a project file."""
+    path = ROOT / relpath
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"source({relpath!r}, {name!r}): no such file in the project.") from None
+    nodes, parts = ast.parse(text).body, name.split(".")
+    for part in parts:
+        match = next((n for n in nodes if isinstance(n, (ast.FunctionDef, ast.ClassDef))
+                      and n.name == part), None)
+        if match is None:
+            raise UserError(f"source({relpath!r}, {name!r}): {part!r} is not defined in {relpath}.")
+        nodes = match.body
+    first = min([match.lineno] + [d.lineno for d in match.decorator_list])
+    lines = text.split("\n")[first - 1 : match.end_lineno]
+    indent = min(len(l) - len(l.lstrip()) for l in lines if l.strip())
+    return "\n".join(l[indent:] for l in lines), first
+
+
+def highlight_python(code, first_line=None):
+    formatter = HtmlFormatter(cssclass="highlight", linenos="inline" if first_line else False,
+                              linenostart=first_line or 1)
+    return highlight(code, PythonLexer(), formatter)
+
+
+def pygments_css():
+    light = HtmlFormatter(style="friendly").get_style_defs(".highlight")
+    dark = HtmlFormatter(style="monokai").get_style_defs(".highlight")
+    return f"{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n"
+
+
+# ---------------------------------------------------------------- rendering
+
+class Renderer:
+    """Renders gathered pages with a chapter context and the site's templates."""
+
+    def __init__(self, templates_dir, context, figures, math=None):
+        self.context = context  # numbers and tables for the chapters
+        self.figures = figures  # name -> {"src", "alt", "caption", "width", "height"}
+        self.math = math or MathRenderer()
+        self.chapter_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True,
+                                              keep_trailing_newline=True)
+        self.site_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)),
+                                           undefined=jinja2.StrictUndefined, autoescape=True)
+        for env in (self.chapter_env, self.site_env):
+            env.filters.update(pct=_pct, num=_num)
+
+    # -- the helpers a chapter can call, bound to the page being rendered
+
+    def _helpers(self, page):
+        url = lambda target: relative_url(page.dest, target)
+
+        def figure(name, caption=None, alt=None, id=None):
+            if name not in self.figures:
+                raise UserError(f"{page.source}: figure({name!r}): no such figure; the figures are "
+                                f"{', '.join(sorted(self.figures))}.")
+            return Markup(self._figure_html(self.figures[name], url, caption, alt, id or f"fig-{name}"))
+
+        def frames(name, label="Epoch"):
+            """All frames of a figure series (one per epoch, say), with a slider when JavaScript runs."""
+            names = [n for n in self.figures if n.startswith(name + "/")]
+            if not names:
+                raise UserError(f"{page.source}: frames({name!r}): no figure series of that name.")
+            names.sort(key=lambda n: self.figures[n].get("frame", 0))
+            items = "\n".join(self._figure_html(self.figures[n], url, None, None, None,
+                                                extra=f' data-frame="{self.figures[n].get("frame_label", "")}"')
+                              for n in names)
+            return Markup(f'<div class="frames" data-label="{html.escape(label)}" id="frames-{name}">\n'
+                          f"{items}\n</div>")
+
+        def source(relpath, name, summary=None, open=False):
+            code, first = source_snippet(relpath, name)
+            title = summary or f"The code: <code>{html.escape(name)}</code> in <code>{html.escape(relpath)}</code>"
+            return Markup(f'<details class="code"{" open" if open else ""}><summary>{title}</summary>'
+                          f"{highlight_python(code, first)}</details>")
+
+        def link(target):
+            return url(target)
+
+        return dict(figure=figure, frames=frames, source=source, link=link)
+
+    @staticmethod
+    def _figure_html(fig, url, caption, alt, id_, extra=""):
+        caption = caption if caption is not None else fig.get("caption", "")
+        id_attr = f' id="{html.escape(id_)}"' if id_ else ""
+        size = f' width="{fig["width"]}" height="{fig["height"]}"' if fig.get("width") else ""
+        return (f'<figure{id_attr}{extra}><img src="{html.escape(url(fig["src"]))}" '
+                f'alt="{html.escape(alt or fig["alt"])}"{size} loading="lazy">'
+                f"<figcaption>{caption}</figcaption></figure>")
+
+    def render_chapter(self, page, pages):
+        """Jinja2, then Markdown, then math: page.html and page.toc."""
+        try:
+            template = self.chapter_env.from_string(page.body)
+            text = template.render(**self.context, **self._helpers(page), page=page, pages=pages)
+        except jinja2.TemplateSyntaxError as e:
+            raise UserError(f"{page.source}, line {e.lineno}: {e.message}. Fix the placeholder "
+                            "({{ ... }} or {% ... %}) on that line.") from None
+        except (jinja2.UndefinedError, TypeError, KeyError, AttributeError) as e:
+            line = _template_line(e)
+            where = f", line {line}" if line else ""
+            raise UserError(f"{page.source}{where}: {e}. Check the placeholder's name against "
+                            "the chapter context (see report/context.py).") from None
+        md = markdown.Markdown(extensions=MARKDOWN_EXTENSIONS, extension_configs=MARKDOWN_CONFIG)
+        body = md.convert(text)
+        url = lambda name: relative_url(page.dest, "math/" + name)
+        try:
+            body = _BLOCK_MATH.sub(lambda m: self.math.display(html.unescape(m.group(1)), url), body)
+            body = _INLINE_MATH.sub(lambda m: self.math.inline(html.unescape(m.group(1)), url), body)
+        except UserError as e:
+            raise UserError(f"{page.source}: {e}") from None
+        page.html, page.toc = body, md.toc_tokens
+
+    def write_page(self, page, pages, out_dir, template="chapter.html", **extra):
+        """Render a page into its template and write it under out_dir."""
+        chapters = [p for p in pages]
+        i = chapters.index(page) if page in chapters else None
+        context = dict(page=page, pages=chapters, site=self.context.get("site", {}),
+                       prev=chapters[i - 1] if i else None,
+                       next=chapters[i + 1] if i is not None and i + 1 < len(chapters) else None,
+                       url=lambda target: relative_url(page.dest, target),
+                       content=Markup(page.html), **extra)
+        try:
+            text = self.site_env.get_template(template).render(**context)
+        except jinja2.TemplateError as e:
+            line = getattr(e, "lineno", None) or _template_line(e)
+            raise UserError(f"templates/{template}{f', line {line}' if line else ''}: {e}") from None
+        dest = Path(out_dir) / page.dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text, encoding="utf-8")
+
+
+def _template_line(exc):
+    """The template line an exception was raised from (Jinja2 rewrites its traceback frames)."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == "<template>" or frame.filename.endswith((".html", ".md")):
+            return frame.lineno
+    return None
+
+
+def _pct(value, digits=2):
+    return f"{100 * value:.{digits}f} %"
+
+
+def _num(value, digits=None):
+    if isinstance(value, int) or digits is None and float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.{2 if digits is None else digits}f}"

@@ -1,0 +1,184 @@
+"""The pipeline: Config -> Dataset -> Run -> analysis and figures -> pages -> site/.
+
+The site is written into a temporary folder beside the output folder and
+swapped in at the very end, so a build that fails or is interrupted leaves the
+previous site as it was. The run (training) and the analysis with its figures
+are cached under .cache/, keyed by everything they depend on, so a build after
+editing only content/ or templates/ goes straight to the pages.
+"""
+
+import json
+import os
+import platform
+import shutil
+import time
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from cnn.data import load_dataset
+from cnn.errors import UserError
+
+from . import figures
+from .config import ROOT, digest, source_hash
+from .context import analyse, figure_inputs
+from .pages import Renderer, gather_pages, pygments_css
+from .run import log_stderr, obtain_run
+
+ARTIFACTS_FORMAT = 1
+PACKAGES = ["numpy", "threadpoolctl", "tqdm", "matplotlib", "jinja2", "markdown", "pymdown-extensions",
+            "pygments"]
+
+
+class Timings(dict):
+    @contextmanager
+    def phase(self, name):
+        start = time.perf_counter()
+        yield
+        self[name] = round(time.perf_counter() - start, 3)
+
+
+def build(config, log=log_stderr, content_dir=ROOT / "content", templates_dir=ROOT / "templates"):
+    """Build the site for config; returns the run record written to run.json."""
+    timings = Timings()
+    out = Path(config.out).resolve()
+    _recover(out, log)
+    with timings.phase("data"):
+        data_rng, train_rng, explain_rng = config.rngs()
+        dataset = load_dataset(config.dataset, config.data_dir, Path(config.cache_dir) / "data", progress=log)
+        data = dataset.subset(config.train_size, config.test_size, data_rng)
+        log(f"data: {dataset.spec.title}, {len(data.x_train):,} training and {len(data.x_test):,} test images")
+    with timings.phase("train"):
+        run = obtain_run(config, data, train_rng, log)
+    with timings.phase("figures"):
+        context, figure_entries, figure_dir, drawn = obtain_artifacts(config, run, data, explain_rng, log)
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with timings.phase("pages"):
+            pages = write_site(tmp, context, figure_entries, figure_dir, content_dir, templates_dir)
+            log(f"pages: {len(pages)} chapters")
+        record = run_record(config, context, run, drawn, timings, tmp)
+        (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        _swap(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"site: {out} ({record['site']['files']} files, {record['site']['bytes'] / 1e6:.1f} MB), "
+        f"test accuracy {100 * context['metrics']['test_accuracy']:.2f} %")
+    return record
+
+
+# ---------------------------------------------------------------- analysis and figures
+
+def obtain_artifacts(config, run, data, rng, log):
+    """(context, figure entries, folder of figure files, drawn now?) from the cache or made anew."""
+    code = source_hash("report", names=("config.py", "context.py", "figures.py"))
+    key = digest("artifacts", ARTIFACTS_FORMAT, run.key, code, config.gallery, metadata.version("matplotlib"))[:20]
+    entry = Path(config.cache_dir) / "artifacts" / key
+    if entry.exists() and not config.retrain:
+        try:
+            saved = json.loads((entry / "artifacts.json").read_text())
+            missing = [f["src"] for f in saved["figures"].values() if not (entry / f["src"]).is_file()]
+            if missing:
+                raise UserError(f"missing figure files {missing[:3]}")
+            log(f"figures: reusing {len(saved['figures'])} cached figures from {entry}")
+            return saved["context"], saved["figures"], entry / "figures", False
+        except (OSError, ValueError, KeyError, UserError) as e:
+            log(f"warning: the cached figures in {entry} are unusable and will be drawn again: {e}")
+            shutil.rmtree(entry, ignore_errors=True)
+    log("analysis: evaluating the test set, gradient checks")
+    context, arrays = analyse(config, run, data, rng)
+    shared = figure_inputs(run, data, context, arrays)
+    tmp = entry.with_name(f".tmp-{key}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        log(f"figures: drawing with {config.jobs} process(es)")
+        entries = figures.render_all(shared, tmp / "figures", config.jobs)
+        (tmp / "artifacts.json").write_text(json.dumps({"context": context, "figures": entries},
+                                                       sort_keys=True, default=_json_default))
+        context = json.loads(json.dumps(context, default=_json_default))
+        shutil.rmtree(entry, ignore_errors=True)
+        os.replace(tmp, entry)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return context, entries, entry / "figures", True
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ---------------------------------------------------------------- pages
+
+def site_info(context):
+    ds = context["dataset"]
+    return {"title": "How a CNN learns", "dataset": ds["title"], "credit": ds["credit"]}
+
+
+def write_site(out, context, figure_entries, figure_dir, content_dir, templates_dir):
+    """Every page, figure, formula and asset of the site, into the folder out."""
+    out.mkdir(parents=True)
+    pages = gather_pages(content_dir)
+    chapter_context = dict(context, site=site_info(context))
+    renderer = Renderer(templates_dir, chapter_context, figure_entries)
+    for page in pages:
+        renderer.render_chapter(page, pages)
+    for page in pages:
+        renderer.write_page(page, pages, out)
+    shutil.copytree(figure_dir, out / "figures")
+    shutil.copytree(Path(templates_dir) / "static", out / "static")
+    (out / "static" / "pygments.css").write_text(pygments_css())
+    (out / "math").mkdir()
+    for name, svg in sorted(renderer.math.files.items()):
+        (out / "math" / name).write_bytes(svg)
+    (out / ".nojekyll").write_text("")
+    return pages
+
+
+def run_record(config, context, run, drawn, timings, site_dir):
+    files = [p for p in Path(site_dir).rglob("*") if p.is_file()]
+    m = context["metrics"]
+    return {
+        "config": config.public(),
+        "metrics": {"test_accuracy": m["test_accuracy"], "test_loss": m["test_loss"],
+                    "train_accuracy": m["train_accuracy"], "train_loss": m["train_loss"],
+                    "per_class_accuracy": {r["name"]: r["accuracy"] for r in m["per_class"]},
+                    "epoch_seconds": m["epoch_seconds"], "train_seconds": m["train_seconds"],
+                    "images_per_second": m["images_per_second"], "errors": m["errors"]},
+        "gradcheck": {r["layer"]: r["errors"] for r in context["gradcheck"]["rows"]},
+        "versions": {"python": platform.python_version(),
+                     **{p: metadata.version(p) for p in PACKAGES}},
+        "cache": {"run": "reused" if run.reused else "trained", "figures": "drawn" if drawn else "reused",
+                  "run_key": run.key},
+        "timings": dict(timings, total=round(sum(timings.values()), 3)),
+        "site": {"files": len(files) + 1, "bytes": sum(p.stat().st_size for p in files)},
+    }
+
+
+# ---------------------------------------------------------------- swapping
+
+def _swap(new, out):
+    """Replace out with new: two renames, the old site kept aside until the new one is in place."""
+    old = out.with_name(f"{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(new, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(out, log):
+    """Put back a site left aside by a build that stopped between its two renames; drop stale temporaries."""
+    if not out.parent.exists():
+        return
+    olds = sorted(out.parent.glob(f"{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and not out.exists():
+        os.replace(olds[-1], out)
+        log(f"recovered the previous site from {olds[-1].name}")
+    for stale in list(out.parent.glob(f"{out.name}.old-*")) + list(out.parent.glob(f"{out.name}.tmp-*")):
+        shutil.rmtree(stale, ignore_errors=True)
