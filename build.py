@@ -12,8 +12,8 @@ import argparse
 import sys
 
 from cnn.errors import UserError
-from cnn.train import TrainConfig
-from report.config import QUICK, Config
+from cnn.train import DEFAULT_LR, TrainConfig
+from report.config import CACHE_DIR, QUICK, ROOT, Config
 
 
 def positive_int(text):
@@ -44,7 +44,8 @@ def parse_args(argv=None):
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, help=f"passes over the training images (default {t.epochs})")
     g.add_argument("--batch-size", type=positive_int, help=f"images per gradient step (default {t.batch_size})")
-    g.add_argument("--lr", type=positive_float, help=f"initial learning rate (default {t.lr:g})")
+    g.add_argument("--lr", type=positive_float, help="initial learning rate (default "
+                   + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items()) + ")")
     g.add_argument("--optimizer", choices=["adam", "sgd"], help=f"adam, or sgd with Nesterov momentum "
                    f"(default {t.optimizer})")
     g.add_argument("--seed", type=int, default=0, help="the one seed of every random choice (default 0)")
@@ -58,6 +59,10 @@ def parse_args(argv=None):
                    help="evaluate on a stratified random subset of this many test images (default: all)")
     g = p.add_argument_group("output")
     g.add_argument("--out", default="site", help="the folder to write the site into (default site)")
+    g.add_argument("--content", default=str(ROOT / "content"), metavar="DIR",
+                   help="the folder of chapters, one Markdown file each (default content/)")
+    g.add_argument("--cache-dir", default=str(CACHE_DIR), metavar="DIR",
+                   help="where trained runs and drawn figures are kept between builds (default .cache/)")
     g.add_argument("--retrain", action="store_true", help="train again even if a cached run fits")
     g.add_argument("--quick", action="store_true",
                    help=f"a small build for previews and tests: {QUICK['train_size']:,} training and "
@@ -70,19 +75,21 @@ def make_config(args):
     quick = QUICK if args.quick else {}
     pick = lambda name, default: getattr(args, name) if getattr(args, name) is not None else quick.get(name, default)
     t = TrainConfig()
+    optimizer = args.optimizer or t.optimizer
     train = TrainConfig(epochs=pick("epochs", t.epochs), batch_size=pick("batch_size", t.batch_size),
-                        optimizer=args.optimizer or t.optimizer, lr=pick("lr", t.lr))
+                        optimizer=optimizer, lr=pick("lr", DEFAULT_LR[optimizer]))
     return Config(dataset=args.dataset, data_dir=args.data_dir, train_size=pick("train_size", None),
                   test_size=pick("test_size", None), seed=args.seed, train=train, out=args.out,
-                  retrain=args.retrain, quick=args.quick, jobs=args.jobs)
+                  retrain=args.retrain, quick=args.quick, jobs=args.jobs, cache_dir=args.cache_dir)
 
 
 def main(argv=None):
-    config = make_config(parse_args(argv))
+    args = parse_args(argv)
+    config = make_config(args)
     from report.site import build  # after parsing, so that --help is instant
 
     try:
-        build(config)
+        build(config, content_dir=args.content)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -22,6 +22,10 @@ from .optim import OPTIMIZERS, SCHEDULES
 from .parallel import DEFAULT_WORKERS, maybe_parallel
 
 
+# A good starting learning rate for each optimiser on this network.
+DEFAULT_LR = {"adam": 2e-3, "sgd": 0.05}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How the site's network is trained. The defaults reach 99 % on MNIST's test set."""
@@ -29,7 +33,7 @@ class TrainConfig:
     epochs: int = 4
     batch_size: int = 64
     optimizer: str = "adam"  # adam | sgd (with Nesterov momentum)
-    lr: float = 2e-3
+    lr: float = DEFAULT_LR["adam"]
     schedule: str = "cosine"  # cosine | step | constant, applied per epoch
     weight_decay: float = 0.0
     momentum: float = 0.9  # SGD only

@@ -1,0 +1,263 @@
+"""The site builder end to end: quick builds, links, determinism, caching, errors, a real browser."""
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .sitecheck import check_site
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted(p.stem for p in (ROOT / "content").glob("*.md"))
+
+
+def build(*args, timeout=600):
+    """Run build.py as a reader would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, str(ROOT / "build.py"), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def fingerprint(folder):
+    """{relative path: sha256} of every file in a folder."""
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def quick_site(tmp_path_factory, cache_dir):
+    out = tmp_path_factory.mktemp("built") / "site"
+    result = build("--quick", "--out", out, "--cache-dir", cache_dir)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_quick_build_produces_every_chapter(quick_site):
+    pages = {p.name for p in quick_site.glob("*.html")}
+    slugs = {re.sub(r"^\d+[-_]", "", c) for c in CHAPTERS}
+    assert "index.html" in pages
+    assert {s + ".html" for s in slugs} - pages <= {"introduction.html"}  # the first chapter is index.html
+    assert (quick_site / ".nojekyll").exists()
+    assert (quick_site / "static" / "css" / "site.css").exists()
+    for page in quick_site.glob("*.html"):
+        text = page.read_text()
+        assert "<h1>" in text and "</html>" in text
+        assert "{{" not in text and "{%" not in text, f"{page.name} has an unrendered placeholder"
+
+
+def test_every_link_and_image_resolves_inside_the_site(quick_site):
+    assert check_site(quick_site) == []
+
+
+def test_nothing_is_loaded_from_the_network(quick_site):
+    for page in quick_site.rglob("*.html"):
+        assert not re.search(r'(src|href)="(https?:)?//[^"]*\.(js|css|woff2?|png|svg)', page.read_text())
+    for css in quick_site.rglob("*.css"):
+        assert "url(http" not in css.read_text() and "@import" not in css.read_text()
+
+
+def test_run_json_holds_the_metrics(quick_site):
+    record = json.loads((quick_site / "run.json").read_text())
+    m = record["metrics"]
+    assert 0.9 < m["test_accuracy"] <= 1
+    assert len(m["per_class_accuracy"]) == 10
+    assert len(m["epoch_seconds"]) == record["config"]["train"]["epochs"] == 2
+    assert m["images_per_second"] > 0
+    assert max(max(e.values()) for e in record["gradcheck"].values()) < 1e-6
+    assert {"data", "train", "figures", "pages", "total"} <= set(record["timings"])
+    assert record["versions"]["numpy"]
+    assert record["site"]["bytes"] > 0
+
+
+def test_the_page_shows_the_measured_accuracy(quick_site):
+    record = json.loads((quick_site / "run.json").read_text())
+    shown = f"{100 * record['metrics']['test_accuracy']:.2f} %"
+    assert shown in (quick_site / "index.html").read_text()
+
+
+def _comparable(folder):
+    """File contents with the measured times taken out (seconds differ from run to run)."""
+    out = {}
+    for p in sorted(Path(folder).rglob("*")):
+        if not p.is_file():
+            continue
+        data = p.read_bytes()
+        if p.name == "run.json":
+            record = json.loads(data)
+            for key in ("timings", "site"):
+                record.pop(key)
+            for key in ("epoch_seconds", "train_seconds", "images_per_second"):
+                record["metrics"].pop(key)
+            record["cache"] = None
+            data = json.dumps(record, sort_keys=True).encode()
+        elif p.suffix == ".html":
+            data = re.sub(rb'<span class="measured">.*?</span>', b"", data)
+        out[str(p.relative_to(folder))] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def test_the_same_seed_builds_the_same_bytes_even_when_trained_again(quick_site, cache_dir, tmp_path):
+    again = tmp_path / "site"
+    result = build("--quick", "--out", again, "--cache-dir", cache_dir, "--retrain")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((again / "run.json").read_text())["cache"]["run"] == "trained"
+    a, b = _comparable(quick_site), _comparable(again)
+    assert a.keys() == b.keys()
+    differing = [k for k in a if a[k] != b[k]]
+    assert differing == []
+
+
+def test_a_content_only_change_reuses_the_cached_run(quick_site, cache_dir, tmp_path):
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    chapter = sorted(content.glob("*.md"))[1]
+    chapter.write_text(chapter.read_text() + "\nA sentence added by the test.\n")
+    out = tmp_path / "site"
+    result = build("--quick", "--out", out, "--cache-dir", cache_dir, "--content", content)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["cache"]["run"] == "reused" and record["cache"]["figures"] == "reused"
+    assert "A sentence added by the test." in (out / "data.html").read_text()
+    assert "reusing the cached run" in result.stderr
+
+
+def test_a_broken_placeholder_exits_2_names_chapter_and_line_and_keeps_the_site(quick_site, cache_dir, tmp_path):
+    out = tmp_path / "site"
+    shutil.copytree(quick_site, out)
+    before = fingerprint(out)
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    chapter = content / "03-architecture.md"
+    lines = chapter.read_text().split("\n")
+    lines.insert(9, "The accuracy was {{ metrics.test_acuracy }}.")
+    chapter.write_text("\n".join(lines))
+    result = build("--quick", "--out", out, "--cache-dir", cache_dir, "--content", content)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") or "\nerror: " in result.stderr
+    assert "03-architecture.md, line 10" in result.stderr
+    assert "test_acuracy" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert fingerprint(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["content", "site"]
+
+
+def test_a_syntax_error_in_a_chapter_names_its_line(cache_dir, tmp_path):
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    chapter = content / "02-data.md"
+    lines = chapter.read_text().split("\n")
+    lines[11] = "Broken {{ figure('data-samples' }} here."
+    chapter.write_text("\n".join(lines))
+    result = build("--quick", "--out", tmp_path / "site", "--cache-dir", cache_dir, "--content", content)
+    assert result.returncode == 2
+    assert "02-data.md, line 12" in result.stderr
+    assert not (tmp_path / "site").exists()
+
+
+def test_a_crash_in_the_middle_of_rendering_leaves_the_previous_site_whole(quick_site, cache_dir, tmp_path,
+                                                                         monkeypatch):
+    from cnn.train import TrainConfig
+    from report import pages, site
+    from report.config import QUICK, Config
+
+    out = tmp_path / "site"
+    shutil.copytree(quick_site, out)
+    before = fingerprint(out)
+    calls = []
+
+    def failing_write(self, page, *args, **kwargs):
+        calls.append(page.dest)
+        if len(calls) == 3:
+            raise RuntimeError("simulated crash while writing a page")
+        return original(self, page, *args, **kwargs)
+
+    original = pages.Renderer.write_page
+    monkeypatch.setattr(pages.Renderer, "write_page", failing_write)
+    config = Config(train_size=QUICK["train_size"], test_size=QUICK["test_size"],
+                    train=TrainConfig(epochs=QUICK["epochs"]), gallery=QUICK["gallery"], quick=True,
+                    out=str(out), cache_dir=str(cache_dir))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        site.build(config, log=lambda m: None)
+    assert len(calls) == 3
+    assert fingerprint(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_a_corrupt_cached_run_is_reported_and_trained_again(quick_site, cache_dir, tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(cache_dir, cache)
+    entry = next((cache / "runs").iterdir())
+    model = entry / "model.npz"
+    model.write_bytes(model.read_bytes()[:1000])
+    out = tmp_path / "site"
+    result = build("--quick", "--out", out, "--cache-dir", cache)
+    assert result.returncode == 0, result.stderr
+    assert "cached run is unusable" in result.stderr and "model.npz" in result.stderr
+    assert json.loads((out / "run.json").read_text())["cache"]["run"] == "trained"
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--epochs", "0"], "--epochs: 0 must be at least 1"),
+    (["--lr", "fast"], "--lr: 'fast' is not a number"),
+    (["--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+])
+def test_a_wrong_flag_exits_2_with_a_message(flags, message):
+    result = build(*flags)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_a_missing_data_dir_exits_2(tmp_path):
+    result = build("--quick", "--out", tmp_path / "site", "--data-dir", tmp_path / "nowhere")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("holding the four MNIST IDX files.")
+    assert "nowhere: no such folder" in result.stderr
+    assert not (tmp_path / "site").exists()
+
+
+# ------------------------------------------------------------------ in a real browser
+
+def test_index_and_training_pages_in_chromium(quick_site, browser):
+    from selenium.webdriver.common.by import By
+
+    from .browser import console_errors, screenshot_is_not_blank
+
+    browser.get((quick_site / "index.html").as_uri())
+    assert browser.title.startswith("Introduction")
+    assert console_errors(browser) == []
+    assert screenshot_is_not_blank(browser.get_screenshot_as_png())
+
+    browser.get((quick_site / "training.html").as_uri())
+    frames = browser.find_element(By.ID, "frames-confusion")
+    visible = lambda: [f for f in frames.find_elements(By.TAG_NAME, "figure") if f.is_displayed()]
+    assert len(visible()) == 1
+    shown = visible()[0].find_element(By.TAG_NAME, "img").get_attribute("src")
+    controls = browser.find_elements(By.CSS_SELECTOR, ".frames-controls")[0]
+    slider = controls.find_element(By.CSS_SELECTOR, "input[type=range]")
+    assert slider.get_attribute("value") == slider.get_attribute("max")
+    controls.find_element(By.CSS_SELECTOR, "button[aria-label^='Previous']").click()
+    now = visible()
+    assert len(now) == 1
+    assert now[0].find_element(By.TAG_NAME, "img").get_attribute("src") != shown
+    assert controls.find_element(By.TAG_NAME, "output").text == "Epoch 1"
+    assert console_errors(browser) == []
+    assert screenshot_is_not_blank(browser.get_screenshot_as_png())
+
+
+def test_without_javascript_every_epoch_is_listed(quick_site):
+    text = (quick_site / "training.html").read_text()
+    block = text[text.index('id="frames-confusion"'):]
+    block = block[: block.index("</div>")]
+    assert block.count("<figure") == 2  # both epochs of the quick run, none hidden in the HTML
+    assert "hidden" not in block
