@@ -7,6 +7,7 @@ typed in by hand: every value is computed from the run and the data.
 """
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -15,6 +16,11 @@ from cnn.gradcheck import check_model
 
 # The figures and tables of the layers chapter follow these digits of the test set.
 SHOWCASE_COUNT = 3
+
+
+def pretty(text):
+    """Typography for labels: '3x3' -> '3×3' between numbers, '->' -> '→'."""
+    return re.sub(r"(?<=\d)x(?=\d)", "\u00d7", text).replace("->", "\u2192")
 
 
 def receptive_fields(model):
@@ -43,11 +49,11 @@ def _conv_example(model, x, digit_index):
     padded = np.pad(image[0, 0], pad)
     patch = padded[i : i + k, j : j + k]
     kernel = w[channel, 0]
-    products = patch * kernel
+    products = patch * kernel  # below, + 0.0 turns a rounded -0.0 into 0.0
     return {
         "digit_index": digit_index, "channel": channel, "row": i, "col": j, "kernel_size": k,
-        "padding": pad, "patch": patch.round(4).tolist(), "kernel": kernel.round(4).tolist(),
-        "products": products.round(4).tolist(), "sum": round(float(products.sum()), 4),
+        "padding": pad, "patch": (patch.round(4) + 0.0).tolist(), "kernel": (kernel.round(4) + 0.0).tolist(),
+        "products": (products.round(4) + 0.0).tolist(), "sum": round(float(products.sum()), 4),
         "bias": round(float(b[channel]), 4), "output": round(float(out[channel, i, j]), 4),
         "map": out[channel],
     }
@@ -61,9 +67,9 @@ def _im2col_shapes(model):
             continue
         c, k, f = layer.in_channels, layer.kernel_size, layer.out_channels
         positions = out_shape[1] * out_shape[2]
-        rows.append({"name": layer.name, "input": "x".join(map(str, in_shape)),
-                     "cols": f"{positions} x {k * k * c}", "weights": f"{k * k * c} x {f}",
-                     "output": f"{positions} x {f}", "macs": positions * k * k * c * f})
+        rows.append({"name": layer.name, "input": pretty("x".join(map(str, in_shape))),
+                     "cols": f"{positions} \u00d7 {k * k * c}", "weights": f"{k * k * c} \u00d7 {f}",
+                     "output": f"{positions} \u00d7 {f}", "macs": positions * k * k * c * f})
     return rows
 
 
@@ -90,7 +96,7 @@ def analyse(config, run, data, rng):
     for row in grad_rows:
         row["max"] = max(row["errors"].values())
 
-    summary = [{"name": n, "type": d, "shape": "x".join(map(str, s)), "params": p}
+    summary = [{"name": n, "type": pretty(d), "shape": pretty("x".join(map(str, s))), "params": p}
                for n, d, s, p in model.summary_rows()]
     train_counts = np.bincount(data.y_train, minlength=k)
     test_counts = np.bincount(y, minlength=k)

@@ -19,7 +19,10 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import FancyBboxPatch, Rectangle  # noqa: E402
+
+from .context import pretty  # noqa: E402
+import matplotlib.patches  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 DPI = 150
 STYLE = {
@@ -115,36 +118,65 @@ def data_means(out_dir):
 
 # ---------------------------------------------------------------- architecture
 
+def _stages(rows):
+    """Group the summary into what a diagram shows: (label, output shape) per stage."""
+    stages = []
+    for r in rows:
+        kind = r["name"].rstrip("0123456789")
+        shape = tuple(int(v) for v in r["shape"].split("\u00d7"))
+        if kind in ("bn", "relu") and stages and stages[-1][2] in ("conv", "dense"):
+            label, _, k = stages[-1]
+            stages[-1] = (label + ("\n+ BN" if kind == "bn" else "\n+ ReLU"), shape, k)
+        else:
+            label = {"conv": "conv 3x3", "maxpool": "max pool\n2x2", "flatten": "flatten",
+                     "dense": "dense"}.get(kind, kind)
+            stages.append((label, shape, kind))
+    return [(label, shape) for label, shape, _ in stages]
+
+
 def architecture(out_dir):
-    rows = _SHARED["summary"]
-    blocks, current = [], None
-    for r in rows:  # group conv/bn/relu/pool into blocks, dense layers after the flatten
-        starts = r["name"].startswith(("conv", "flatten")) or (r["name"].startswith("dense") and current
-                                                                 and not current[0]["name"].startswith(("flatten", "dense")))
-        if current is None or starts:
-            current = []
-            blocks.append(current)
-        current.append(r)
-    fig = Figure(figsize=(7.2, 1.9))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, len(blocks) + 1)
-    ax.set_ylim(0, 1)
+    stages = [("input", tuple(_SHARED["input_shape"]))] + _stages(_SHARED["summary"])
+    fig = Figure(figsize=(8.0, 2.4))
+    ax = fig.add_axes((0.01, 0.02, 0.98, 0.96))
+    ax.set_xlim(-0.6, len(stages) - 0.4)
+    ax.set_ylim(-0.5, 1.45)
     ax.axis("off")
-    ax.text(0.5, 0.55, "input\n" + "x".join(map(str, _SHARED["input_shape"])), ha="center", va="center", fontsize=8)
-    for b, block in enumerate(blocks, start=1):
-        x0 = b + 0.08
-        ax.add_patch(FancyBboxPatch((x0, 0.2), 0.84, 0.68, boxstyle="round,pad=0.01,rounding_size=0.04",
-                                    fc="#eef2f8", ec=C_TRAIN, lw=1))
-        text = "\n".join(r["type"].replace("BatchNorm2D", "BN").replace("MaxPool2D", "MaxPool") for r in block)
-        ax.text(x0 + 0.42, 0.6, text, ha="center", va="center", fontsize=6.4)
-        ax.text(x0 + 0.42, 0.1, block[-1]["shape"], ha="center", va="center", fontsize=7.5, color=C_ACCENT)
-        ax.annotate("", (x0, 0.55), (x0 - 0.16, 0.55), arrowprops=dict(arrowstyle="->", lw=0.8))
-    params = sum(r["params"] for r in rows)
+    top = max(s[1] for _, s in stages if len(s) == 3)
+    for x, (label, shape) in enumerate(stages):
+        if len(shape) == 3:  # a stack of maps: height by the map size, thickness by the channels
+            c, h, _ = shape
+            hh = 0.95 * h / top
+            ww = 0.1 + 0.07 * np.log2(c)
+            d = 0.12
+            face = "#dbe4f3" if x else "#eeeeee"
+            ax.add_patch(matplotlib.patches.Polygon(
+                [(x - ww / 2, 0.5 - hh / 2), (x + ww / 2, 0.5 - hh / 2), (x + ww / 2, 0.5 + hh / 2),
+                 (x - ww / 2, 0.5 + hh / 2)], fc=face, ec=C_TRAIN, lw=0.9))
+            ax.add_patch(matplotlib.patches.Polygon(
+                [(x - ww / 2, 0.5 + hh / 2), (x - ww / 2 + d, 0.5 + hh / 2 + d), (x + ww / 2 + d, 0.5 + hh / 2 + d),
+                 (x + ww / 2, 0.5 + hh / 2)], fc="#c5d3ec", ec=C_TRAIN, lw=0.9))
+            ax.add_patch(matplotlib.patches.Polygon(
+                [(x + ww / 2, 0.5 - hh / 2), (x + ww / 2 + d, 0.5 - hh / 2 + d), (x + ww / 2 + d, 0.5 + hh / 2 + d),
+                 (x + ww / 2, 0.5 + hh / 2)], fc="#b0c2e3", ec=C_TRAIN, lw=0.9))
+            text = pretty("x".join(map(str, shape)))
+        else:  # a vector: a bar whose height grows with its length
+            n = shape[0]
+            hh = 0.2 + 0.12 * np.log2(n)
+            ax.add_patch(Rectangle((x - 0.05, 0.5 - hh / 2), 0.1, hh, fc="#f6dcc8", ec=C_TEST, lw=0.9))
+            text = str(n)
+        ax.text(x, -0.3, text, ha="center", va="top", fontsize=7.5, color=C_ACCENT)
+        ax.text(x, 1.42, pretty(label), ha="center", va="top", fontsize=7.5)
+        if x:
+            ax.annotate("", (x - 0.42, 0.5), (x - 0.62, 0.5), arrowprops=dict(arrowstyle="->", lw=0.8))
+    params = sum(r["params"] for r in _SHARED["summary"])
     return _entry(fig, out_dir, "architecture",
-                  f"Diagram of the network: input {'x'.join(map(str, _SHARED['input_shape']))}, then "
-                  + ", ".join(f"{' + '.join(r['type'] for r in blk)} giving {blk[-1]['shape']}" for blk in blocks)
+                  "Diagram of the network from left to right: "
+                  + ", then ".join(f"{pretty(label.replace(chr(10), ' '))} ({pretty('x'.join(map(str, shape)))})"
+                                   for label, shape in stages)
                   + f"; {params:,} parameters in all.",
-                  "The network, block by block; under each block, the shape of what it passes on (channels x height x width).")
+                  "The network from input to class scores. Each block is what a stage passes on: its height "
+                  "shows the size of the maps, its thickness the number of channels (shapes below, as "
+                  "channels \u00d7 height \u00d7 width).")
 
 
 # ---------------------------------------------------------------- convolution
@@ -152,7 +184,10 @@ def architecture(out_dir):
 def _annotate_grid(ax, values, fmt="{:.2f}", fontsize=7):
     vmax = np.abs(values).max() or 1
     for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=fontsize,
+        text = fmt.format(v)
+        if float(text) == 0:
+            text = text.lstrip("-")  # no "-0.00"
+        ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
                 color="white" if abs(v) > 0.6 * vmax else "black")
 
 
@@ -322,25 +357,28 @@ def activations(out_dir, digit, block):
     acts = _SHARED["acts"][digit]  # layer name -> (C, H, W) for one image
     names = _SHARED["blocks"][block]
     channels = 8
-    fig = Figure(figsize=(channels * 0.82 + 1.1, len(names) * 0.9), layout="constrained")
+    fig = Figure(figsize=(channels * 0.82 + 1.1, len(names) * 0.9 + 0.15), layout="constrained")
     axes = fig.subplots(len(names), channels, squeeze=False)
-    for r, name in enumerate(names):
-        a = acts[name]
-        for c in range(channels):
+    for c in range(channels):
+        lim = max(np.abs(acts[name][c]).max() for name in names) or 1.0  # one scale per channel
+        for r, name in enumerate(names):
             ax = axes[r, c]
-            ax.imshow(a[c], cmap=MAPS)
+            ax.imshow(acts[name][c], cmap=DIVERGING, vmin=-lim, vmax=lim)
             _blank(ax)
             if r == 0:
                 ax.set_title(f"ch {c}", fontsize=7)
+    for r, name in enumerate(names):
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     index = _SHARED["showcase"][digit]
     label = _SHARED["class_names"][_SHARED["y_test"][index]]
     shape = acts[names[0]].shape
     return _entry(fig, out_dir, f"acts-{digit}-{block}",
                   f"Feature maps of test digit #{index} (a {label}) in block {block + 1}: the first {channels} "
-                  f"channels of {', '.join(names)}, each {shape[1]}x{shape[2]}; each map on its own colour scale.",
+                  f"channels of {', '.join(names)}, each {shape[1]}\u00d7{shape[2]}, red for positive values, blue "
+                  "for negative ones, white for zero.",
                   f"Block {block + 1}, layer by layer, for test digit #{index} ({label}): the first {channels} "
-                  "channels. Yellow is high, dark blue low; each small map has its own scale.")
+                  "channels. Red is positive, blue negative, white zero; each column (one channel) has one colour "
+                  "scale, so the rows can be compared.")
 
 
 def learned_kernels(out_dir, layer):
@@ -410,7 +448,7 @@ def mistakes(out_dir):
     for ax, i in zip(axes.flat, idx):
         p = int(proba[i].argmax())
         ax.imshow(x[i, 0], cmap=INK, vmin=0, vmax=1)
-        ax.set_title(f"#{i}: true {names[y[i]]}\nsaid {names[p]} {100 * proba[i, p]:.0f} %", fontsize=7)
+        ax.set_title(f"#{i}: true {names[y[i]]}\nsaid {names[p]} {100 * proba[i, p]:.1f} %", fontsize=7)
     alt = ("The test images the network got wrong with the most confidence: "
            + "; ".join(f"#{i}, a {names[y[i]]} read as {names[int(proba[i].argmax())]} "
                        f"({100 * proba[i].max():.0f} %)" for i in idx)) if len(idx) else "No mistakes."

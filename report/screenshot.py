@@ -1,0 +1,46 @@
+"""A screenshot of a built page, taken with headless Chromium (for the README).
+
+    python -m report.screenshot [--site site] [--page training.html] [--top px] [--out .github/screenshot.png]
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHROMIUM = "/usr/lib/chromium/chromium"  # Debian's binary; /usr/bin/chromium is a shell wrapper
+
+
+def screenshot(page, out, width=1280, height=900, top=0):
+    """A width x height picture of page, starting `top` pixels down the page."""
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--no-first-run", "--disable-background-networking", f"--user-data-dir={profile}",
+                        f"--window-size={width},{height + top}", "--hide-scrollbars", f"--screenshot={out}",
+                        Path(page).resolve().as_uri()], check=True, capture_output=True)
+    if top:
+        from PIL import Image
+
+        with Image.open(out) as img:
+            img.crop((0, top, width, top + height)).save(out, optimize=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--site", default="site")
+    p.add_argument("--page", default="index.html")
+    p.add_argument("--top", type=int, default=0, help="start this many pixels down the page")
+    p.add_argument("--out", default=".github/screenshot.png")
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=900)
+    args = p.parse_args()
+    page = Path(args.site) / args.page
+    if not page.is_file():
+        sys.exit(f"error: {page} not found; build the site first")
+    screenshot(page, args.out, args.width, args.height, args.top)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
