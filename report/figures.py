@@ -226,6 +226,40 @@ def conv_example(out_dir):
                   "add up, add the bias.")
 
 
+def conv_slide(out_dir, step):
+    """The window at one of several positions along a row, and the output map filled in up to there."""
+    ex, x, full = _SHARED["conv"], _SHARED["x_test"], _SHARED["conv_map"]
+    image = x[ex["digit_index"], 0]
+    k, p, i = ex["kernel_size"], ex["padding"], ex["row"]
+    cols = _slide_columns(image.shape[1])
+    j = cols[step]
+    shown = np.full(full.shape, np.nan)
+    shown[:i] = full[:i]
+    shown[i, : j + 1] = full[i, : j + 1]
+    fig = Figure(figsize=(5.6, 2.5), layout="constrained")
+    a1, a2 = fig.subplots(1, 2)
+    a1.imshow(image, cmap=INK, vmin=0, vmax=1)
+    a1.add_patch(Rectangle((j - p - 0.5, i - p - 0.5), k, k, fill=False, ec=C_ACCENT, lw=1.8))
+    a1.set_title(f"window at row {i}, column {j}")
+    _blank(a1)
+    cmap = matplotlib.colormaps[MAPS].with_extremes(bad="#eeeeee")
+    a2.imshow(shown, cmap=cmap, vmin=np.nanmin(full), vmax=np.nanmax(full))
+    a2.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec=C_ACCENT, lw=1.5))
+    a2.set_title(f"output there: {full[i, j]:.3f}")
+    _blank(a2)
+    return _entry(fig, out_dir, f"conv-slide/{step}",
+                  f"Kernel {ex['channel']} at row {i}, column {j} of test digit #{ex['digit_index']}: the output "
+                  f"there is {full[i, j]:.3f}; the output map is filled in up to that position.",
+                  f"The window of kernel {ex['channel']} moving along row {i}: every position gives one value of "
+                  "the output map, in reading order.",
+                  frame=step, frame_label=f"column {j}")
+
+
+def _slide_columns(width, count=8):
+    """Evenly spaced columns from the left edge to the right edge."""
+    return [int(round(c)) for c in np.linspace(0, width - 1, count)]
+
+
 def conv_im2col(out_dir):
     ex, x = _SHARED["conv"], _SHARED["x_test"]
     from cnn.functional import im2col, pad_hw, to_nhwc
@@ -467,6 +501,7 @@ def jobs(shared):
            (per_class, ()), (mistakes, ())]
     out += [(confusion, (e,)) for e in range(1, epochs + 1)]
     out += [(kernels, (e,)) for e in range(0, epochs + 1)]
+    out += [(conv_slide, (i,)) for i in range(len(_slide_columns(shared["x_test"].shape[3])))]
     out += [(activations, (d, b)) for d in range(len(shared["showcase"])) for b in range(len(shared["blocks"]))]
     out += [(learned_kernels, (name,)) for name in shared["final_weights"]]
     return out
