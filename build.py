@@ -57,6 +57,12 @@ def parse_args(argv=None):
                    help="train on a stratified random subset of this many images (default: all)")
     g.add_argument("--test-size", type=positive_int,
                    help="evaluate on a stratified random subset of this many test images (default: all)")
+    g = p.add_argument_group("explanations")
+    g.add_argument("--gallery", type=positive_int,
+                   help="test images in the Grad-CAM gallery, each with its own page (default 30)")
+    g.add_argument("--faithfulness", type=positive_int,
+                   help="test images for the deletion and insertion metrics (default 1000; "
+                        "a fifth of them for the randomisation check)")
     g = p.add_argument_group("output")
     g.add_argument("--out", default="site", help="the folder to write the site into (default site)")
     g.add_argument("--content", default=str(ROOT / "content"), metavar="DIR",
@@ -66,7 +72,8 @@ def parse_args(argv=None):
     g.add_argument("--retrain", action="store_true", help="train again even if a cached run fits")
     g.add_argument("--quick", action="store_true",
                    help=f"a small build for previews and tests: {QUICK['train_size']:,} training and "
-                        f"{QUICK['test_size']:,} test images, {QUICK['epochs']} epochs (other flags still apply)")
+                        f"{QUICK['test_size']:,} test images, {QUICK['epochs']} epochs, a gallery of "
+                        f"{QUICK['gallery']} (other flags still apply)")
     g.add_argument("--jobs", type=positive_int, default=2, help="processes and threads to use (default 2)")
     return p.parse_args(argv)
 
@@ -80,7 +87,8 @@ def make_config(args):
                         optimizer=optimizer, lr=pick("lr", DEFAULT_LR[optimizer]))
     return Config(dataset=args.dataset, data_dir=args.data_dir, train_size=pick("train_size", None),
                   test_size=pick("test_size", None), seed=args.seed, train=train, out=args.out,
-                  retrain=args.retrain, quick=args.quick, jobs=args.jobs, cache_dir=args.cache_dir)
+                  gallery=pick("gallery", Config.gallery), faithfulness=pick("faithfulness", Config.faithfulness), retrain=args.retrain, quick=args.quick, jobs=args.jobs,
+                  cache_dir=args.cache_dir)
 
 
 def main(argv=None):

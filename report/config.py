@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / ".cache"
 
 # --quick: a small run for previews and tests; flags given explicitly still win.
-QUICK = {"train_size": 5000, "test_size": 1000, "epochs": 2, "gallery": 12}
+QUICK = {"train_size": 5000, "test_size": 1000, "epochs": 2, "gallery": 12, "faithfulness": 200}
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Config:
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     gallery: int = 30
+    faithfulness: int = 1000  # test images for the deletion/insertion metrics (a fifth of them for randomisation)
     out: str = "site"
     retrain: bool = False
     quick: bool = False
@@ -44,7 +45,7 @@ class Config:
     def public(self):
         """The configuration as recorded in run.json (no machine-specific paths)."""
         d = self.training_record()
-        d.update(gallery=self.gallery, quick=self.quick)
+        d.update(gallery=self.gallery, faithfulness=self.faithfulness, quick=self.quick)
         return d
 
 

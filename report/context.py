@@ -131,7 +131,7 @@ def analyse(config, run, data, rng):
     return context, arrays
 
 
-def figure_inputs(run, data, context, arrays):
+def figure_inputs(run, data, context, arrays, explained):
     """What the figure functions read: the data, the run and the analysis."""
     model = run.model
     show = context["showcase"]
@@ -164,4 +164,11 @@ def figure_inputs(run, data, context, arrays):
         "final_weights": {l.name: l.params["weight"] for l in model.layers if l.kind == "conv"},
         "per_class": context["metrics"]["per_class"], "proba": arrays["proba"],
         "mistake_idx": arrays["mistakes"],
+        # the Grad-CAM chapters and the gallery
+        "gallery": context["explain"]["gallery"], "gallery_arrays": explained["gallery"],
+        "methods": explained["methods"], "layer": context["explain"]["layer"],
+        "blank": context["explain"]["blank"], "faithfulness": context["explain"]["faithfulness"],
+        "randomization": context["explain"]["randomization"],
+        "randomization_maps": explained["randomization_maps"],
+        "randomization_images": explained["randomization_images"],
     }

@@ -494,7 +494,7 @@ def mistakes(out_dir):
 # ---------------------------------------------------------------- all of them
 
 def jobs(shared):
-    """(function, args) for every figure of the site, in a fixed order."""
+    """(function, args) for every figure of chapters 1 to 8, in a fixed order."""
     epochs = len(shared["epochs"])
     out = [(data_samples, ()), (data_balance, ()), (data_means, ()), (architecture, ()),
            (conv_example, ()), (conv_im2col, ()), (train_curves, ()), (train_steps, ()),
@@ -513,18 +513,18 @@ def _run(job):
         return fn.__name__, args, fn(out_dir, *args)
 
 
-def render_all(shared, out_dir, jobs_count=2):
-    """Draw every figure into out_dir; return {name: entry} in a deterministic order."""
+def render_all(shared, out_dir, job_list, jobs_count=2):
+    """Draw the figures of job_list [(function, args)] into out_dir; return {name: entry}."""
     _SHARED.clear()
     _SHARED.update(shared)
-    work = [(fn, args, out_dir) for fn, args in jobs(shared)]
+    work = [(fn, args, out_dir) for fn, args in job_list]
     if jobs_count > 1:
         with multiprocessing.get_context("fork").Pool(jobs_count) as pool:
             results = pool.map(_run, work, chunksize=1)
     else:
         results = [_run(w) for w in work]
     entries = {}
-    for _, _, entry in results:
-        name = entry["src"][len("figures/") : -len(".png")]
-        entries[name] = entry
+    for _, _, made in results:
+        for entry in made if isinstance(made, list) else [made]:
+            entries[entry["src"][len("figures/") : -len(".png")]] = entry
     return entries

@@ -187,14 +187,33 @@ class Renderer:
         def link(target):
             return url(target)
 
-        return dict(figure=figure, frames=frames, source=source, link=link)
+        def gallery_grid():
+            """Thumbnails of the gallery, each linking to its image's own page."""
+            explain, names = self.context["explain"], self.context["dataset"]["class_names"]
+            items = []
+            for item in explain["gallery"]:
+                thumb = self.figures[f"gallery/{item['index']}/class-{item['pred']}"]
+                verdict = "right" if item["correct"] else f"wrong, it is {names[item['label']]}"
+                href = url(f"gallery/{item['index']}.html")
+                items.append(
+                    f'<li class="{item["why"]}"><a href="{html.escape(href)}">'
+                    f'<img class="pixelated" src="{html.escape(url(thumb["src"]))}" width="112" height="112" '
+                    f'alt="Grad-CAM of test image #{item["index"]} for class {html.escape(names[item["pred"]])}">'
+                    f'<span class="says">{html.escape(names[item["pred"]])} · {100 * item["confidence"]:.1f} %</span>'
+                    f'<span class="why">#{item["index"]}, {verdict}</span></a></li>')
+            return Markup('<ul class="gallery">\n' + "\n".join(items) + "\n</ul>")
+
+        return dict(figure=figure, frames=frames, source=source, link=link, gallery_grid=gallery_grid)
 
     @staticmethod
     def _figure_html(fig, url, caption, alt, id_, extra=""):
         caption = caption if caption is not None else fig.get("caption", "")
         id_attr = f' id="{html.escape(id_)}"' if id_ else ""
+        if "cls" in fig:
+            extra += f' data-class="{fig["cls"]}"'
         size = f' width="{fig["width"]}" height="{fig["height"]}"' if fig.get("width") else ""
-        return (f'<figure{id_attr}{extra}><img src="{html.escape(url(fig["src"]))}" '
+        pixelated = ' class="pixelated"' if fig.get("pixelated") else ""
+        return (f'<figure{id_attr}{extra}><img{pixelated} src="{html.escape(url(fig["src"]))}" '
                 f'alt="{html.escape(alt or fig["alt"])}"{size} loading="lazy">'
                 f"<figcaption>{caption}</figcaption></figure>")
 
@@ -225,7 +244,7 @@ class Renderer:
         """Render a page into its template and write it under out_dir."""
         chapters = [p for p in pages]
         i = chapters.index(page) if page in chapters else None
-        context = dict(page=page, pages=chapters, site=self.context.get("site", {}),
+        context = dict(self.context, **self._helpers(page), page=page, pages=chapters,
                        prev=chapters[i - 1] if i else None,
                        next=chapters[i + 1] if i is not None and i + 1 < len(chapters) else None,
                        url=lambda target: relative_url(page.dest, target),

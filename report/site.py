@@ -21,10 +21,11 @@ import numpy as np
 from cnn.data import load_dataset
 from cnn.errors import UserError
 
-from . import figures
+from . import figures, gradcam_figures
 from .config import ROOT, digest, source_hash
 from .context import analyse, figure_inputs
-from .pages import Renderer, gather_pages, pygments_css
+from .explain import explain
+from .pages import Page, Renderer, gather_pages, pygments_css
 from .run import log_stderr, obtain_run
 
 ARTIFACTS_FORMAT = 1
@@ -73,9 +74,15 @@ def build(config, log=log_stderr, content_dir=ROOT / "content", templates_dir=RO
 # ---------------------------------------------------------------- analysis and figures
 
 def obtain_artifacts(config, run, data, rng, log):
-    """(context, figure entries, folder of figure files, drawn now?) from the cache or made anew."""
-    code = source_hash("report", names=("config.py", "context.py", "figures.py"))
-    key = digest("artifacts", ARTIFACTS_FORMAT, run.key, code, config.gallery, metadata.version("matplotlib"))[:20]
+    """(context, figure entries, folder of figure files, drawn now?) from the cache or made anew.
+
+    The context records how long its parts took when they were made
+    (context["made"]), so that run.json can report them after a cached build too.
+    """
+    code = source_hash("report", names=("config.py", "context.py", "explain.py", "figures.py",
+                                        "gradcam_figures.py"))
+    key = digest("artifacts", ARTIFACTS_FORMAT, run.key, code, config.gallery, config.faithfulness,
+                 metadata.version("matplotlib"))[:20]
     entry = Path(config.cache_dir) / "artifacts" / key
     if entry.exists() and not config.retrain:
         try:
@@ -88,14 +95,23 @@ def obtain_artifacts(config, run, data, rng, log):
         except (OSError, ValueError, KeyError, UserError) as e:
             log(f"warning: the cached figures in {entry} are unusable and will be drawn again: {e}")
             shutil.rmtree(entry, ignore_errors=True)
-    log("analysis: evaluating the test set, gradient checks")
-    context, arrays = analyse(config, run, data, rng)
-    shared = figure_inputs(run, data, context, arrays)
+    made = Timings()
+    with made.phase("analysis"):
+        log("analysis: evaluating the test set, gradient checks")
+        context, arrays = analyse(config, run, data, rng)
+    with made.phase("explanations"):
+        log(f"explanations: Grad-CAM of {config.gallery} gallery images, faithfulness, randomisation check")
+        context["explain"], explained = explain(config, run.model, data, arrays["proba"], rng)
+    shared = figure_inputs(run, data, context, arrays, explained)
     tmp = entry.with_name(f".tmp-{key}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         log(f"figures: drawing with {config.jobs} process(es)")
-        entries = figures.render_all(shared, tmp / "figures", config.jobs)
+        with made.phase("chapter_figures"):
+            entries = figures.render_all(shared, tmp / "figures", figures.jobs(shared), config.jobs)
+        with made.phase("gallery_figures"):
+            entries.update(figures.render_all(shared, tmp / "figures", gradcam_figures.jobs(shared), config.jobs))
+        context["made"] = dict(made, **{f"explain_{k}": v for k, v in context["explain"]["timings"].items()})
         (tmp / "artifacts.json").write_text(json.dumps({"context": context, "figures": entries},
                                                        sort_keys=True, default=_json_default))
         context = json.loads(json.dumps(context, default=_json_default))
@@ -131,6 +147,14 @@ def write_site(out, context, figure_entries, figure_dir, content_dir, templates_
         renderer.render_chapter(page, pages)
     for page in pages:
         renderer.write_page(page, pages, out)
+    gallery = context["explain"]["gallery"]
+    for position, item in enumerate(gallery):
+        page = Page(Path(templates_dir) / "explain.html", f"gallery/{item['index']}.html",
+                    f"Test image #{item['index']}", 0, f"gallery-{item['index']}")
+        renderer.write_page(page, pages, out, "explain.html", item=item, position=position,
+                            prev_item=gallery[position - 1] if position else None,
+                            next_item=gallery[position + 1] if position + 1 < len(gallery) else None,
+                            method_names=context["explain"]["methods"])
     shutil.copytree(figure_dir, out / "figures")
     shutil.copytree(Path(templates_dir) / "static", out / "static")
     (out / "static" / "pygments.css").write_text(pygments_css())
@@ -157,6 +181,7 @@ def run_record(config, context, run, drawn, timings, site_dir):
         "cache": {"run": "reused" if run.reused else "trained", "figures": "drawn" if drawn else "reused",
                   "run_key": run.key},
         "timings": dict(timings, total=round(sum(timings.values()), 3)),
+        "made": context["made"],  # seconds spent making the cached analysis and figures, when they were made
         "site": {"files": len(files) + 1, "bytes": sum(p.stat().st_size for p in files)},
     }
 

@@ -94,7 +94,7 @@ def _comparable(folder):
         data = p.read_bytes()
         if p.name == "run.json":
             record = json.loads(data)
-            for key in ("timings", "site"):
+            for key in ("timings", "made", "site"):
                 record.pop(key)
             for key in ("epoch_seconds", "train_seconds", "images_per_second"):
                 record["metrics"].pop(key)
@@ -166,9 +166,8 @@ def test_a_syntax_error_in_a_chapter_names_its_line(cache_dir, tmp_path):
 
 def test_a_crash_in_the_middle_of_rendering_leaves_the_previous_site_whole(quick_site, cache_dir, tmp_path,
                                                                          monkeypatch):
-    from cnn.train import TrainConfig
+    from build import make_config, parse_args
     from report import pages, site
-    from report.config import QUICK, Config
 
     out = tmp_path / "site"
     shutil.copytree(quick_site, out)
@@ -183,9 +182,7 @@ def test_a_crash_in_the_middle_of_rendering_leaves_the_previous_site_whole(quick
 
     original = pages.Renderer.write_page
     monkeypatch.setattr(pages.Renderer, "write_page", failing_write)
-    config = Config(train_size=QUICK["train_size"], test_size=QUICK["test_size"],
-                    train=TrainConfig(epochs=QUICK["epochs"]), gallery=QUICK["gallery"], quick=True,
-                    out=str(out), cache_dir=str(cache_dir))
+    config = make_config(parse_args(["--quick", "--out", str(out), "--cache-dir", str(cache_dir)]))
     with pytest.raises(RuntimeError, match="simulated crash"):
         site.build(config, log=lambda m: None)
     assert len(calls) == 3
@@ -261,3 +258,52 @@ def test_without_javascript_every_epoch_is_listed(quick_site):
     block = block[: block.index("</div>")]
     assert block.count("<figure") == 2  # both epochs of the quick run, none hidden in the HTML
     assert "hidden" not in block
+
+
+def test_the_gallery_has_a_breakdown_page_for_every_image(quick_site):
+    record = json.loads((quick_site / "run.json").read_text())
+    pages = sorted((quick_site / "gallery").glob("*.html"))
+    assert len(pages) == record["config"]["gallery"] == 12
+    gallery = (quick_site / "gallery.html").read_text()
+    for page in pages:
+        assert f'href="gallery/{page.name}"' in gallery
+        text = page.read_text()
+        assert text.count("data-class=") == 10  # a map for every class
+        for section in ("feature-maps", "gradients", "averaging", "weights", "map", "classes", "methods"):
+            assert f'id="{section}"' in text
+        for method in ("saliency", "guided", "guided-gradcam", "occlusion", "gradcam-conv1", "gradcam-conv2"):
+            assert f"method-{method}.png" in text
+
+
+def test_grad_cam_chapters_report_faithfulness_and_randomization(quick_site):
+    record = json.loads((quick_site / "run.json").read_text())
+    assert {"explanations", "gallery_figures", "explain_faithfulness"} <= set(record["made"])
+    trust = (quick_site / "trust.html").read_text()
+    for method in ("Grad-CAM", "saliency", "occlusion", "random"):
+        assert f"<td>{method}</td>" in trust
+    assert "up to <code>conv1</code>" in trust
+
+
+def test_the_class_picker_changes_the_map_in_chromium(quick_site, browser):
+    from selenium.webdriver.common.by import By
+
+    from .browser import console_errors, screenshot_is_not_blank
+
+    page = sorted((quick_site / "gallery").glob("*.html"))[0]
+    browser.get(page.as_uri())
+    picker = browser.find_element(By.CSS_SELECTOR, ".class-picker")
+    shown = lambda: [f for f in picker.find_elements(By.TAG_NAME, "figure") if f.is_displayed()]
+    assert len(shown()) == 1
+    first = shown()[0]
+    assert first.get_attribute("data-class") == picker.get_attribute("data-default")
+    buttons = browser.find_elements(By.CSS_SELECTOR, ".picker-buttons button")
+    assert len(buttons) == 10
+    other = next(b for b, c in zip(buttons, range(10)) if str(c) != first.get_attribute("data-class"))
+    other.click()
+    now = shown()
+    assert len(now) == 1 and now[0].get_attribute("data-class") != first.get_attribute("data-class")
+    assert now[0].find_element(By.TAG_NAME, "img").get_attribute("src") != \
+        first.find_element(By.TAG_NAME, "img").get_attribute("src")
+    assert other.get_attribute("aria-pressed") == "true"
+    assert console_errors(browser) == []
+    assert screenshot_is_not_blank(browser.get_screenshot_as_png())

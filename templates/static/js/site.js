@@ -55,3 +55,33 @@ document.querySelectorAll(".frames").forEach(setUpFrames);
 window.addEventListener("beforeprint", function () {
   document.querySelectorAll("details").forEach(function (d) { d.open = true; });
 });
+
+// The class picker: without JavaScript all ten maps are shown; with it, buttons pick one.
+function setUpClassPicker(picker) {
+  const figures = Array.from(picker.querySelectorAll(":scope > figure[data-class]"));
+  if (figures.length < 2) return;
+  const buttons = document.createElement("div");
+  buttons.className = "picker-buttons";
+  buttons.setAttribute("role", "group");
+  buttons.setAttribute("aria-label", "Show the Grad-CAM map for class");
+  const byClass = new Map();
+  function show(cls) {
+    figures.forEach(function (f) { f.classList.toggle("shown", f.dataset.class === cls); });
+    byClass.forEach(function (b, c) { b.setAttribute("aria-pressed", String(c === cls)); });
+  }
+  figures.forEach(function (f) {
+    const b = document.createElement("button");
+    b.type = "button";
+    const caption = f.querySelector("figcaption");
+    b.textContent = caption ? caption.textContent.replace(/^class\s+/, "").split(" (")[0] : f.dataset.class;
+    b.title = caption ? caption.textContent : "";
+    b.addEventListener("click", function () { show(f.dataset.class); });
+    byClass.set(f.dataset.class, b);
+    buttons.append(b);
+  });
+  picker.before(buttons);
+  picker.classList.add("js");
+  show(picker.dataset.default || figures[0].dataset.class);
+}
+
+document.querySelectorAll(".class-picker").forEach(setUpClassPicker);

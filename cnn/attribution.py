@@ -1,0 +1,206 @@
+"""Other attributions to compare Grad-CAM with, and tests of whether a map can be trusted.
+
+Maps, for images x (N, C, H, W) and classes (N,), each (N, H, W):
+- saliency: |d y^c / d x|, the vanilla gradient (Simonyan et al. 2014, arXiv:1312.6034);
+- guided backpropagation: the gradient where every ReLU also blocks negative
+  gradients on the way back (Springenberg et al. 2015, arXiv:1412.6806);
+- guided Grad-CAM: guided backpropagation times the upsampled Grad-CAM map (Selvaraju et al.);
+- occlusion: how much the class probability drops when a patch of the image is
+  blanked, averaged over the patches covering each pixel (Zeiler and Fergus 2014).
+
+Faithfulness:
+- deletion and insertion curves (Petsiuk et al. 2018, RISE, arXiv:1806.07421):
+  blank the pixels a map ranks highest, a few at a time, and follow the class
+  probability (deletion: a faithful map makes it fall fast, low area under the
+  curve); or start from a blank image and put them back (insertion: high area);
+- the model-randomisation check (Adebayo et al. 2018, arXiv:1810.03292):
+  re-initialise the layers from the top down and measure how similar the maps
+  stay (Spearman rank correlation). A map that does not change when the
+  network's weights are destroyed cannot be explaining what the network learned.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .gradcam import grad_cam, normalize
+from .losses import softmax
+
+
+def _class_onehot(scores, classes):
+    onehot = np.zeros_like(scores)
+    onehot[np.arange(len(classes)), classes] = 1
+    return onehot
+
+
+def input_gradient(model, x, classes, guided=False):
+    """d y^c / d x for each image, optionally with the guided-backpropagation rule at every ReLU."""
+    scores = model.forward(x)
+    d = _class_onehot(scores, np.asarray(classes))
+    for layer in reversed(model.layers):
+        if guided and layer.kind == "relu":
+            d = np.maximum(d, 0)  # guided: only positive gradient passes back through a ReLU...
+        d = layer.backward(d)  # ...and, as always, only where its input was positive
+    model.clear_cache()
+    return d
+
+
+def saliency(model, x, classes):
+    """|d y^c / d x|, the largest over input channels: (N, H, W)."""
+    return np.abs(input_gradient(model, x, classes)).max(axis=1)
+
+
+def guided_backprop(model, x, classes):
+    """Guided backpropagation, positive part, largest over input channels: (N, H, W)."""
+    return np.maximum(input_gradient(model, x, classes, guided=True), 0).max(axis=1)
+
+
+def guided_grad_cam(model, x, classes, layer=None):
+    """Guided backpropagation times the upsampled Grad-CAM map: (N, H, W)."""
+    return guided_backprop(model, x, classes) * grad_cam(model, x, classes, layer).upsampled
+
+
+def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=512):
+    """Drop in class probability when a patch x patch square is set to `fill`, per pixel (N, H, W).
+
+    Every patch position of every image is one row of a batched forward pass. A
+    pixel's value is the mean drop over the patches that covered it.
+    """
+    n, c, h, w = x.shape
+    ys = list(range(0, h - patch + 1, stride))
+    xs = list(range(0, w - patch + 1, stride))
+    masks = np.ones((len(ys) * len(xs), h, w), dtype=x.dtype)  # 1 = keep, one mask per patch position
+    for i, (y0, x0) in enumerate((y0, x0) for y0 in ys for x0 in xs):
+        masks[i, y0 : y0 + patch, x0 : x0 + patch] = 0
+    classes = np.asarray(classes)
+    base = model.predict_proba(x, workers=1)[np.arange(n), classes]
+    occluded = (x[:, None] * masks[None, :, None] + fill * (1 - masks[None, :, None]))  # (N, P, C, H, W)
+    probs = model.predict_proba(occluded.reshape(-1, c, h, w), batch_size, workers=1).reshape(n, len(masks), -1)
+    drop = base[:, None] - probs[np.arange(n), :, classes]  # (N, P)
+    covered = 1 - masks  # (P, H, W)
+    return np.einsum("np,phw->nhw", drop, covered) / covered.sum(axis=0)
+
+
+# ---------------------------------------------------------------- deletion and insertion
+
+@dataclass
+class Curves:
+    fractions: np.ndarray  # (S,) fraction of the pixels removed (deletion) or inserted (insertion)
+    deletion: np.ndarray  # (N, S) class probability along the way
+    insertion: np.ndarray  # (N, S)
+
+    @property
+    def deletion_auc(self):
+        return float(_auc(self.fractions, self.deletion.mean(axis=0)))
+
+    @property
+    def insertion_auc(self):
+        return float(_auc(self.fractions, self.insertion.mean(axis=0)))
+
+
+def _auc(x, y):
+    """Area under a curve by the trapezoid rule."""
+    return np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2)
+
+
+def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64):
+    """Deletion and insertion curves of each image under its map.
+
+    score_fn(images, owner) -> the probability of the explained class of each
+    image, where owner[i] is the index (in x) of the image images[i] was made from.
+    The pixels are ranked by the map, highest first (ties in a fixed, stable
+    order); each step removes (or inserts) the next `per_step` of them, replaced
+    by `fill`. Both curves have 1 + ceil(H*W / per_step) points. Images are
+    processed `chunk` at a time, each chunk as one batch of all its steps.
+    """
+    n, c, h, w = x.shape
+    steps = np.unique(np.arange(0, h * w + per_step, per_step).clip(max=h * w))  # pixels changed so far
+    curves = {"deletion": [], "insertion": []}
+    for start in range(0, n, chunk):
+        xs, ms = x[start : start + chunk], maps[start : start + chunk]
+        m = len(xs)
+        order = np.argsort(-ms.reshape(m, -1), axis=1, kind="stable")  # (m, H*W) most important first
+        rank = np.empty_like(order)
+        rank[np.arange(m)[:, None], order] = np.arange(h * w)  # each pixel's place in that order
+        changed = (rank[:, None, :] < steps[None, :, None]).reshape(m, len(steps), 1, h, w)  # (m, S, 1, H, W)
+        owner = np.repeat(np.arange(start, start + m), len(steps))
+        for name, keep in (("deletion", ~changed), ("insertion", changed)):
+            images = np.where(keep, xs[:, None], xs.dtype.type(fill)).reshape(-1, c, h, w)
+            curves[name].append(score_fn(images, owner).reshape(m, len(steps)))
+    return Curves(steps / (h * w), np.concatenate(curves["deletion"]), np.concatenate(curves["insertion"]))
+
+
+def class_probability(model, classes, workers=None):
+    """A score_fn for deletion_insertion: the probability of classes[owner] for each image."""
+    classes = np.asarray(classes)
+
+    def score(images, owner):
+        kwargs = {} if workers is None else {"workers": workers}
+        return model.predict_proba(images, **kwargs)[np.arange(len(images)), classes[owner]]
+
+    return score
+
+
+# ---------------------------------------------------------------- randomisation check
+
+def spearman(a, b):
+    """Spearman rank correlation of each pair of maps: (N,) for a, b of shape (N, ...).
+
+    Ties get their average rank, so a map with many exact zeros (Grad-CAM after
+    its ReLU) is ranked fairly; a constant map has no correlation (nan).
+    """
+    ra, rb = _ranks(a.reshape(len(a), -1)), _ranks(b.reshape(len(b), -1))
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    denom = np.sqrt((ra * ra).sum(axis=1) * (rb * rb).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (ra * rb).sum(axis=1) / denom
+
+
+def _ranks(v):
+    """Average ranks (1-based) along the last axis of (N, P), ties sharing the mean of their positions."""
+    n, p = v.shape
+    order = np.argsort(v, axis=1, kind="stable")
+    sorted_v = np.take_along_axis(v, order, axis=1)
+    new_run = np.ones((n, p), dtype=bool)
+    new_run[:, 1:] = sorted_v[:, 1:] != sorted_v[:, :-1]
+    run_id = np.cumsum(new_run, axis=1) - 1  # (N, P) which run of equal values each sorted entry is in
+    positions = np.broadcast_to(np.arange(1, p + 1, dtype=float), (n, p))
+    # mean position of each run: sum of positions / count, per row, via bincount over (row, run)
+    flat_id = (run_id + np.arange(n)[:, None] * p).ravel()
+    sums = np.bincount(flat_id, weights=positions.ravel(), minlength=n * p)
+    counts = np.bincount(flat_id, minlength=n * p)
+    mean_rank = (sums / np.maximum(counts, 1))[flat_id].reshape(n, p)
+    ranks = np.empty((n, p))
+    np.put_along_axis(ranks, order, mean_rank, axis=1)
+    return ranks
+
+
+def cascading_randomization(model, x, classes, rng, methods):
+    """Adebayo et al.'s cascading model-parameter randomisation.
+
+    methods: {name: fn(model, x, classes) -> (N, H, W) map}. Starting from the
+    top, each stage re-initialises one more layer with parameters (conv, dense,
+    batch norm) -- freshly drawn for conv and dense, reset for batch norm -- and
+    recomputes every map. Returns (stage names, {method: (S, N) Spearman rho
+    between the original and the randomised maps}, {method: [original maps,
+    maps after each stage]}). The model itself is not changed.
+    """
+    from .model import Sequential
+
+    original = {name: fn(model, x, classes) for name, fn in methods.items()}
+    copy = Sequential.from_architecture(model.architecture(), rng)
+    copy.set_state(model.state())
+    fresh = Sequential.from_architecture(model.architecture(), rng)  # the random weights to swap in
+    stages, rho, maps = [], {m: [] for m in methods}, {m: [original[m]] for m in methods}
+    for layer, new in zip(reversed(copy.layers), reversed(fresh.layers)):
+        if not layer.params:
+            continue
+        layer.params = {k: v.copy() for k, v in new.params.items()}
+        layer.buffers = {k: v.copy() for k, v in new.buffers.items()}
+        stages.append(layer.name)
+        for name, fn in methods.items():
+            m = fn(copy, x, classes)
+            rho[name].append(spearman(original[name], m))
+            maps[name].append(m)
+    return stages, {m: np.array(r) for m, r in rho.items()}, maps

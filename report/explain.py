@@ -1,0 +1,187 @@
+"""Explanations for the site: the gallery, Grad-CAM of every step, other methods, faithfulness.
+
+``explain`` returns a JSON-able context for the Grad-CAM chapters and the
+arrays their figures are drawn from. The gallery is picked by a seeded rule;
+its Grad-CAM maps for all ten classes come from one batched pass per image;
+the faithfulness metrics run over a stratified, seeded set of test images.
+"""
+
+import time
+
+import numpy as np
+
+from cnn.attribution import (cascading_randomization, class_probability, deletion_insertion,
+                             guided_backprop, occlusion, saliency)
+from cnn.data import stratified_indices
+from cnn.gradcam import block_outputs, grad_cam
+
+CONFIDENT = 0.99
+
+
+def pick_gallery(proba, labels, n, rng):
+    """Test indices for the gallery, and why each was picked.
+
+    A third are confident correct answers, one class after another (a random one
+    among those above 99 % for that class); a third are the hesitant correct
+    answers, lowest confidence first; the rest are the most confident mistakes.
+    When there are too few mistakes, more hesitant answers fill their places.
+    """
+    pred = proba.argmax(axis=1)
+    conf = proba.max(axis=1)
+    correct = pred == labels
+    k = proba.shape[1]
+    n_conf, n_hes = -(-n // 3), -(-n // 3)
+    picks, reasons = [], []
+    for j in range(n_conf):
+        c = j % k
+        pool = np.flatnonzero(correct & (labels == c) & (conf >= CONFIDENT))
+        pool = np.setdiff1d(pool, picks)
+        if len(pool):
+            picks.append(int(rng.choice(pool)))
+            reasons.append("confident")
+    wrong = np.flatnonzero(~correct)
+    wrong = wrong[np.argsort(-conf[wrong], kind="stable")][: n - len(picks) - n_hes]
+    hesitant = np.flatnonzero(correct)
+    hesitant = [int(i) for i in hesitant[np.argsort(conf[hesitant], kind="stable")] if i not in picks]
+    hesitant = hesitant[: n - len(picks) - len(wrong)]
+    picks += hesitant + [int(i) for i in wrong]
+    reasons += ["hesitant"] * len(hesitant) + ["mistake"] * len(wrong)
+    return picks, reasons
+
+
+def _methods(layer):
+    return {
+        "gradcam": lambda m, x, c: grad_cam(m, x, c, layer).upsampled,
+        "guided": lambda m, x, c: guided_backprop(m, x, c),
+    }
+
+
+def explain(config, model, data, proba, rng):
+    """(context, arrays): the gallery with every Grad-CAM step, the other methods, and faithfulness."""
+    timings = {}
+    start = time.perf_counter()
+    labels, x = data.y_test, data.x_test
+    k = proba.shape[1]
+    blocks = list(block_outputs(model))
+    last = blocks[-1]
+    picks, reasons = pick_gallery(proba, labels, config.gallery, rng)
+    pred = proba.argmax(axis=1)
+
+    # Grad-CAM of every gallery image for all ten classes: one batch of (image, class) pairs
+    xg = x[picks]
+    cams = grad_cam(model, np.repeat(xg, k, axis=0), np.tile(np.arange(k), len(picks)), last)
+    shape = lambda a: a.reshape((len(picks), k) + a.shape[1:])
+    gallery_arrays = {
+        "activations": shape(cams.activations)[:, 0],  # the same for every class of an image
+        "gradients": shape(cams.gradients), "weights": shape(cams.weights),
+        "weighted_sum": shape(cams.weighted_sum), "cam": shape(cams.cam),
+        "upsampled": shape(cams.upsampled), "normalized": shape(cams.normalized),
+        "probabilities": shape(cams.probabilities)[:, 0], "scores": shape(cams.scores)[:, 0],
+    }
+    gp = pred[picks]
+    others = {f"gradcam-{b}": grad_cam(model, xg, gp, b).normalized for b in blocks if b != last}
+    gb = guided_backprop(model, xg, gp)
+    methods = {
+        "saliency": saliency(model, xg, gp),
+        "guided": gb,
+        "guided-gradcam": gb * gallery_arrays["upsampled"][np.arange(len(picks)), gp],
+        "occlusion": occlusion(model, xg, gp),
+        **others,
+    }
+    timings["gallery_explanations"] = time.perf_counter() - start
+
+    gallery = []
+    for g, (i, why) in enumerate(zip(picks, reasons)):
+        c = int(gp[g])
+        w = gallery_arrays["weights"][g, c]
+        order = np.argsort(-w, kind="stable")
+        zero_classes = [int(j) for j in range(k) if gallery_arrays["cam"][g, j].max() == 0]
+        gallery.append({
+            "index": int(i), "label": int(labels[i]), "pred": c, "why": why,
+            "confidence": float(proba[i, c]), "correct": bool(c == labels[i]),
+            "probabilities": [float(p) for p in gallery_arrays["probabilities"][g]],
+            "top_channels": [int(j) for j in order[:3]], "bottom_channels": [int(j) for j in order[-3:][::-1]],
+            "weights": [float(v) for v in w],
+            "worked_channel": int(order[0]),
+            "worked_gradient": (gallery_arrays["gradients"][g, c, order[0]].round(5) + 0.0).tolist(),
+            "alpha": float(w[order[0]]),
+            "positive_channels": int((w > 0).sum()), "channels": int(len(w)),
+            "zero_classes": zero_classes,
+            "cam_max": float(gallery_arrays["cam"][g, c].max()),
+        })
+
+    # a worked example for the step-by-step chapter, and a class whose map is blank
+    worked = next((g for g, item in enumerate(gallery) if item["why"] == "confident"), 0)
+    blank = _blank_example(gallery, gallery_arrays)
+
+    start = time.perf_counter()
+    faith = faithfulness(model, data, proba, rng, last, config.faithfulness, config.jobs)
+    timings["faithfulness"] = time.perf_counter() - start
+    start = time.perf_counter()
+    sanity = randomization(model, data, proba, rng, last, faith["indices"][: max(10, config.faithfulness // 5)])
+    timings["randomization"] = time.perf_counter() - start
+
+    context = {
+        "gallery": gallery, "layer": last, "layers": blocks, "methods": list(methods),
+        "layer_shape": list(gallery_arrays["activations"].shape[2:]),
+        "channels": int(gallery_arrays["activations"].shape[1]),
+        "worked": worked, "blank": blank,
+        "faithfulness": {k2: v for k2, v in faith.items() if k2 not in ("curves", "indices")},
+        "randomization": {k2: v for k2, v in sanity.items() if k2 != "maps"},
+        "timings": {k2: round(v, 3) for k2, v in timings.items()},
+    }
+    arrays = {"gallery": gallery_arrays, "methods": methods, "picks": np.array(picks),
+              "curves": faith["curves"], "randomization_maps": sanity["maps"],
+              "randomization_images": faith["indices"][: len(next(iter(sanity["maps"].values()))[0])]}
+    return context, arrays
+
+
+def _blank_example(gallery, arrays):
+    """(gallery position, class) of a map that the ReLU wiped out entirely, preferring one with every alpha < 0."""
+    best = None
+    for g, item in enumerate(gallery):
+        for c in item["zero_classes"]:
+            all_negative = bool((arrays["weights"][g, c] < 0).all())
+            candidate = {"position": g, "class": c, "all_negative": all_negative,
+                         "negative": int((arrays["weights"][g, c] < 0).sum()),
+                         "min": float(arrays["weighted_sum"][g, c].min()),
+                         "max": float(arrays["weighted_sum"][g, c].max())}
+            if best is None or (all_negative and not best["all_negative"]):
+                best = candidate
+    return best
+
+
+def faithfulness(model, data, proba, rng, layer, images, workers):
+    """Deletion and insertion AUC of Grad-CAM, saliency, occlusion and random maps on a stratified set."""
+    n = min(images, len(data.y_test))
+    idx = stratified_indices(data.y_test, n, rng)
+    x, c = data.x_test[idx], proba[idx].argmax(axis=1)
+    maps = {
+        "Grad-CAM": grad_cam(model, x, c, layer).upsampled,
+        "saliency": saliency(model, x, c),
+        "occlusion": occlusion(model, x, c),
+        "random": rng.random((len(idx),) + x.shape[2:]),
+    }
+    score = class_probability(model, c, workers=workers)
+    curves, table = {}, []
+    for name, m in maps.items():
+        cv = deletion_insertion(score, x, m)
+        curves[name] = cv
+        table.append({"method": name, "deletion": cv.deletion_auc, "insertion": cv.insertion_auc})
+    return {"images": int(n), "indices": idx, "per_step": 28, "curves": curves, "table": table,
+            "fractions": curves["Grad-CAM"].fractions.tolist(),
+            "mean_curves": {name: {"deletion": cv.deletion.mean(axis=0).tolist(),
+                                   "insertion": cv.insertion.mean(axis=0).tolist()} for name, cv in curves.items()}}
+
+
+def randomization(model, data, proba, rng, layer, indices):
+    """Cascading randomisation of the weights, top down, for Grad-CAM and guided backpropagation."""
+    idx = indices
+    x, c = data.x_test[idx], proba[idx].argmax(axis=1)
+    stages, rho, maps = cascading_randomization(model, x, c, rng, _methods(layer))
+    summary = {}
+    for name, r in rho.items():
+        summary[name] = {"mean": [float(np.nanmean(s)) if np.isfinite(s).any() else None for s in r],
+                         "undefined": [int(np.isnan(s).sum()) for s in r]}
+    return {"images": int(len(idx)), "stages": stages, "rho": summary,
+            "maps": {name: [m[:4] for m in ms] for name, ms in maps.items()}}
