@@ -135,18 +135,14 @@ def _weights(out_dir, base, w, class_name, who):
     fig = Figure(figsize=(7.0, 2.3), layout="constrained")
     ax = fig.subplots()
     colours = [C_ACCENT if v > 0 else C_TRAIN for v in w[order]]
-    ax.bar(range(len(w)), w[order], color=colours)
+    marked = {0, 1, 2, len(w) - 3, len(w) - 2, len(w) - 1}  # the three largest and three most negative
+    ax.bar(range(len(w)), w[order], color=colours, edgecolor=["black" if j in marked else "none" for j in range(len(w))],
+           linewidth=0.9)
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xticks(range(len(w)), [str(j) for j in order], fontsize=6)
-    ax.set_xlabel("channel k, sorted by its weight")
+    ax.set_xlabel("channel k, sorted by its weight (outlined: the three largest and the three most negative)")
     ax.set_ylabel(r"$\alpha_k$")
-    for rank in (0, 1, 2):
-        ax.annotate(f"top {rank + 1}", (rank, w[order[rank]]), textcoords="offset points", xytext=(0, 3),
-                    ha="center", fontsize=6, color=C_ACCENT)
-    for rank in (1, 2, 3):
-        j = len(w) - rank
-        ax.annotate("most negative" if rank == 1 else "", (j, w[order[j]]), textcoords="offset points",
-                    xytext=(0, -9), ha="center", fontsize=6, color=C_TRAIN)
+    ax.margins(y=0.15)
     positive = int((w > 0).sum())
     return _entry(fig, out_dir, f"{base}/weights",
                   f"Bar chart of the {len(w)} channel weights alpha_k for class {class_name}, {who}, sorted: "

@@ -193,14 +193,14 @@ class Renderer:
             items = []
             for item in explain["gallery"]:
                 thumb = self.figures[f"gallery/{item['index']}/class-{item['pred']}"]
-                verdict = "right" if item["correct"] else f"wrong, it is {names[item['label']]}"
+                verdict = f"labelled {names[item['label']]}" + ("" if item["correct"] else ": wrong")
                 href = url(f"gallery/{item['index']}.html")
                 items.append(
                     f'<li class="{item["why"]}"><a href="{html.escape(href)}">'
                     f'<img class="pixelated" src="{html.escape(url(thumb["src"]))}" width="112" height="112" '
                     f'alt="Grad-CAM of test image #{item["index"]} for class {html.escape(names[item["pred"]])}">'
-                    f'<span class="says">{html.escape(names[item["pred"]])} · {100 * item["confidence"]:.1f} %</span>'
-                    f'<span class="why">#{item["index"]}, {verdict}</span></a></li>')
+                    f'<span class="says">says {html.escape(names[item["pred"]])} · {100 * item["confidence"]:.1f} %</span>'
+                    f'<span class="why">#{item["index"]}, {html.escape(verdict)}</span></a></li>')
             return Markup('<ul class="gallery">\n' + "\n".join(items) + "\n</ul>")
 
         return dict(figure=figure, frames=frames, source=source, link=link, gallery_grid=gallery_grid)

@@ -25,6 +25,10 @@ from cnn.train import History, fit
 from .config import digest, source_hash
 
 FORMAT = 1
+# The code a trained run depends on; editing the explanation code (gradcam.py,
+# attribution.py, gradcheck.py) redraws the figures but does not retrain.
+TRAINING_SOURCES = ("data.py", "errors.py", "functional.py", "init.py", "layers.py", "losses.py", "model.py",
+                    "optim.py", "parallel.py", "train.py")
 
 
 @dataclass
@@ -37,7 +41,8 @@ class Run:
 
 
 def run_key(config, data_checksum):
-    return digest("run", FORMAT, config.training_record(), data_checksum, source_hash("cnn"))[:20]
+    return digest("run", FORMAT, config.training_record(), data_checksum,
+                  source_hash("cnn", names=TRAINING_SOURCES))[:20]
 
 
 def train(config, data, rng, log):

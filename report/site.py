@@ -29,6 +29,9 @@ from .pages import Page, Renderer, gather_pages, pygments_css
 from .run import log_stderr, obtain_run
 
 ARTIFACTS_FORMAT = 1
+# The code the cached analysis and figures depend on (besides the run's own, in report/run.py).
+FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "figures.py", "gradcam_figures.py")
+EXPLANATION_SOURCES = ("attribution.py", "gradcam.py", "gradcheck.py")
 PACKAGES = ["numpy", "threadpoolctl", "tqdm", "matplotlib", "jinja2", "markdown", "pymdown-extensions",
             "pygments"]
 
@@ -79,8 +82,7 @@ def obtain_artifacts(config, run, data, rng, log):
     The context records how long its parts took when they were made
     (context["made"]), so that run.json can report them after a cached build too.
     """
-    code = source_hash("report", names=("config.py", "context.py", "explain.py", "figures.py",
-                                        "gradcam_figures.py"))
+    code = source_hash("report", names=FIGURE_SOURCES) + source_hash("cnn", names=EXPLANATION_SOURCES)
     key = digest("artifacts", ARTIFACTS_FORMAT, run.key, code, config.gallery, config.faithfulness,
                  metadata.version("matplotlib"))[:20]
     entry = Path(config.cache_dir) / "artifacts" / key

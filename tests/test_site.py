@@ -307,3 +307,13 @@ def test_the_class_picker_changes_the_map_in_chromium(quick_site, browser):
     assert other.get_attribute("aria-pressed") == "true"
     assert console_errors(browser) == []
     assert screenshot_is_not_blank(browser.get_screenshot_as_png())
+
+
+def test_every_source_file_of_cnn_is_part_of_a_cache_key():
+    """A new file in cnn/ must be listed where it matters, or a stale cache could be trusted."""
+    from report.run import TRAINING_SOURCES
+    from report.site import EXPLANATION_SOURCES
+
+    files = {p.name for p in (ROOT / "cnn").glob("*.py")} - {"__init__.py"}
+    assert files == set(TRAINING_SOURCES) | set(EXPLANATION_SOURCES)
+    assert not set(TRAINING_SOURCES) & set(EXPLANATION_SOURCES)
