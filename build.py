@@ -73,7 +73,8 @@ def parse_args(argv=None):
     g.add_argument("--quick", action="store_true",
                    help=f"a small build for previews and tests: {QUICK['train_size']:,} training and "
                         f"{QUICK['test_size']:,} test images, {QUICK['epochs']} epochs, a gallery of "
-                        f"{QUICK['gallery']} (other flags still apply)")
+                        f"{QUICK['gallery']}, {QUICK['faithfulness']} images for the faithfulness metrics "
+                        "(other flags still apply)")
     g.add_argument("--jobs", type=positive_int, default=2, help="processes and threads to use (default 2)")
     return p.parse_args(argv)
 

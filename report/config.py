@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / ".cache"
 
 # --quick: a small run for previews and tests; flags given explicitly still win.
-QUICK = {"train_size": 5000, "test_size": 1000, "epochs": 2, "gallery": 12, "faithfulness": 200}
+QUICK = {"train_size": 5000, "test_size": 1000, "epochs": 2, "gallery": 12, "faithfulness": 100}
 
 
 @dataclass(frozen=True)

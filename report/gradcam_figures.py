@@ -269,8 +269,21 @@ def trust_examples(out_dir):
                   "The maps themselves, stage by stage. Each map is on its own scale.")
 
 
+def demo_samples(out_dir):
+    """The demo's test digits with NumPy's Grad-CAM map, for the page without JavaScript."""
+    d, names = _SHARED["demo"], _SHARED["class_names"]
+    entries = []
+    for j, i in enumerate(d["indices"]):
+        c = int(d["pred"][j])
+        entries.append(_png(out_dir, f"demo/{i}", overlay(_SHARED["x_test"][i, 0], d["cam"][j]),
+                            f"Test image #{i}, a {names[_SHARED['y_test'][i]]}, with its Grad-CAM map for class "
+                            f"{names[c]}", f"#{i}: says {names[c]}, {100 * d['proba'][j].max():.1f} %"))
+    return entries
+
+
 def jobs(shared):
     out = [(gallery_item, (g,)) for g in range(len(shared["gallery"]))]
+    out.append((demo_samples, ()))
     out += [(trust_curves, ()), (trust_randomization, ()), (trust_examples, ())]
     if shared.get("blank"):
         out.append((blank_steps, ()))

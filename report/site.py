@@ -24,13 +24,16 @@ from cnn.errors import UserError
 from . import figures, gradcam_figures
 from .config import ROOT, digest, source_hash
 from .context import analyse, figure_inputs
+from .export import demo_indices, export_script
 from .explain import explain
 from .pages import Page, Renderer, gather_pages, pygments_css
+from .browsercheck import selftest
 from .run import log_stderr, obtain_run
 
 ARTIFACTS_FORMAT = 1
 # The code the cached analysis and figures depend on (besides the run's own, in report/run.py).
-FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "figures.py", "gradcam_figures.py")
+FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "export.py", "figures.py", "gradcam_figures.py")
+MODEL_SCRIPT = "trained-model.js"  # the exported network, served as static/js/trained-model.js
 EXPLANATION_SOURCES = ("attribution.py", "gradcam.py", "gradcheck.py")
 PACKAGES = ["numpy", "threadpoolctl", "tqdm", "matplotlib", "jinja2", "markdown", "pymdown-extensions",
             "pygments"]
@@ -63,8 +66,11 @@ def build(config, log=log_stderr, content_dir=ROOT / "content", templates_dir=RO
     try:
         with timings.phase("pages"):
             pages = write_site(tmp, context, figure_entries, figure_dir, content_dir, templates_dir)
-            log(f"pages: {len(pages)} chapters")
+            log(f"pages: {len(pages)} chapters, {len(context['explain']['gallery'])} gallery pages")
+        with timings.phase("browser"):
+            browser = _browser_selftest(tmp, log)
         record = run_record(config, context, run, drawn, timings, tmp)
+        record["browser"] = browser
         (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         _swap(tmp, out)
     finally:
@@ -90,6 +96,7 @@ def obtain_artifacts(config, run, data, rng, log):
         try:
             saved = json.loads((entry / "artifacts.json").read_text())
             missing = [f["src"] for f in saved["figures"].values() if not (entry / f["src"]).is_file()]
+            missing += [] if (entry / MODEL_SCRIPT).is_file() else [MODEL_SCRIPT]
             if missing:
                 raise UserError(f"missing figure files {missing[:3]}")
             log(f"figures: reusing {len(saved['figures'])} cached figures from {entry}")
@@ -104,10 +111,20 @@ def obtain_artifacts(config, run, data, rng, log):
     with made.phase("explanations"):
         log(f"explanations: Grad-CAM of {config.gallery} gallery images, faithfulness, randomisation check")
         context["explain"], explained = explain(config, run.model, data, arrays["proba"], rng)
+    with made.phase("export"):
+        idx = demo_indices(data.y_test)
+        script, demo = export_script(run.model, data, idx, context["explain"]["layer"], data.class_names,
+                                     gradcam_figures.HEAT)
+        context["demo"] = {"bytes": len(script.encode()), "samples": [
+            {"index": int(i), "label": int(data.y_test[i]), "pred": int(demo["pred"][j]),
+             "confidence": float(demo["proba"][j].max())} for j, i in enumerate(idx)]}
     shared = figure_inputs(run, data, context, arrays, explained)
+    shared["demo"] = {"indices": idx, **demo}
     tmp = entry.with_name(f".tmp-{key}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
+        tmp.mkdir(parents=True)
+        (tmp / MODEL_SCRIPT).write_text(script)
         log(f"figures: drawing with {config.jobs} process(es)")
         with made.phase("chapter_figures"):
             entries = figures.render_all(shared, tmp / "figures", figures.jobs(shared), config.jobs)
@@ -159,6 +176,7 @@ def write_site(out, context, figure_entries, figure_dir, content_dir, templates_
                             method_names=context["explain"]["methods"])
     shutil.copytree(figure_dir, out / "figures")
     shutil.copytree(Path(templates_dir) / "static", out / "static")
+    shutil.copyfile(Path(figure_dir).parent / MODEL_SCRIPT, out / "static" / "js" / MODEL_SCRIPT)
     (out / "static" / "pygments.css").write_text(pygments_css())
     (out / "math").mkdir()
     for name, svg in sorted(renderer.math.files.items()):
@@ -186,6 +204,24 @@ def run_record(config, context, run, drawn, timings, site_dir):
         "made": context["made"],  # seconds spent making the cached analysis and figures, when they were made
         "site": {"files": len(files) + 1, "bytes": sum(p.stat().st_size for p in files)},
     }
+
+
+def _browser_selftest(site_dir, log):
+    """Run the demo page's self-test in headless Chromium, if there is one; report what it found."""
+    page = next((p for p in Path(site_dir).glob("*.html") if (p.read_text().find('id="selftest"') >= 0)), None)
+    if page is None:
+        return {"measured": False, "reason": "no page with a self-test"}
+    result = selftest(page)
+    if not result["measured"]:
+        log(f"browser: not measured: {result['reason']}")
+    else:
+        ok = result["max_prob_diff"] <= 1e-4 and result["max_cam_diff"] <= 1e-3 and \
+            result["same_class"] == result["images"]
+        log(f"browser: {page.name} self-test {'passed' if ok else 'FAILED'}: probabilities within "
+            f"{result['max_prob_diff']:.1e}, Grad-CAM within {result['max_cam_diff']:.1e}, "
+            f"{result['ms']:.1f} ms per forward pass + Grad-CAM")
+        result["passed"] = ok
+    return result
 
 
 # ---------------------------------------------------------------- swapping

@@ -1,7 +1,19 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from cnn.data import load_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build(*args, timeout=600):
+    """Run build.py as a reader would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, str(ROOT / "build.py"), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture
@@ -25,3 +37,17 @@ def browser():
     driver.quit()
     import shutil
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def quick_site(tmp_path_factory, cache_dir):
+    """One --quick build for the whole session."""
+    out = tmp_path_factory.mktemp("built") / "site"
+    result = build("--quick", "--out", out, "--cache-dir", cache_dir)
+    assert result.returncode == 0, result.stderr
+    return out
