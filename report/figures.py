@@ -50,7 +50,7 @@ def _save(fig, out_dir, name):
 
 def _entry(fig, out_dir, name, alt, caption, **extra):
     src, w, h = _save(fig, out_dir, name)
-    return {"src": src, "alt": alt, "caption": caption, "width": w, "height": h, **extra}
+    return {"src": src, "alt": pretty(alt), "caption": pretty(caption), "width": w, "height": h, **extra}
 
 
 def _blank(ax):
@@ -77,7 +77,7 @@ def data_samples(out_dir):
     return _entry(fig, out_dir, "data-samples",
                   f"A grid of real training images: {per} per class, one row for each of the {k} classes "
                   f"({', '.join(names)}).",
-                  f"The first {per} training images of each class, as they are stored: 28 x 28 grey levels.")
+                  f"The first {per} training images of each class, as they are stored: 28 \u00d7 28 grey levels.")
 
 
 def data_balance(out_dir):

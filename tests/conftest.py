@@ -16,6 +16,19 @@ def build(*args, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def train_default(mnist, images, lr):
+    """The default network after one epoch on the first `images` training images."""
+    from cnn.model import default_cnn
+    from cnn.optim import Adam
+    from cnn.train import fit
+
+    rng = np.random.default_rng(0)
+    model = default_cnn(rng)
+    fit(model, Adam(lr=lr), mnist.x_train[:images], mnist.y_train[:images], mnist.x_test[:64], mnist.y_test[:64],
+        epochs=1, batch_size=64, rng=rng, progress=False)
+    return model
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -7,18 +7,14 @@ from cnn import attribution as A
 from cnn.gradcam import bilinear_matrix, block_outputs, grad_cam, grad_cam_all_classes, upsample
 from cnn.layers import AvgPool2D, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.model import Sequential, default_cnn
-from cnn.optim import Adam
-from cnn.train import fit
+
+from .conftest import train_default
 
 
 @pytest.fixture(scope="module")
 def trained(mnist):
     """The default network after one short epoch: trained enough for meaningful maps."""
-    rng = np.random.default_rng(0)
-    model = default_cnn(rng)
-    fit(model, Adam(lr=2e-3), mnist.x_train[:3000], mnist.y_train[:3000], mnist.x_test[:100],
-        mnist.y_test[:100], epochs=1, batch_size=64, rng=rng, progress=False)
-    return model
+    return train_default(mnist, 3000, lr=2e-3)
 
 
 def test_the_block_output_of_each_conv_layer_is_after_its_relu_and_before_pooling(rng):

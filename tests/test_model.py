@@ -10,17 +10,13 @@ from cnn.errors import UserError
 from cnn.layers import BatchNorm1D, Dense, Dropout, ReLU
 from cnn.model import Sequential, default_cnn
 
+from .conftest import train_default
+
 
 @pytest.fixture
 def trained_bits(mnist):
     """A default net after a few training steps, so that batch-norm statistics are not the defaults."""
-    from cnn.optim import Adam
-    from cnn.train import fit
-    rng = np.random.default_rng(0)
-    model = default_cnn(rng)
-    fit(model, Adam(lr=1e-3), mnist.x_train[:256], mnist.y_train[:256], mnist.x_test[:64],
-        mnist.y_test[:64], epochs=1, batch_size=64, rng=rng, progress=False)
-    return model
+    return train_default(mnist, 256, lr=1e-3)
 
 
 def test_save_then_load_gives_identical_predictions(tmp_path, mnist, trained_bits):
