@@ -13,7 +13,6 @@ network for one full epoch on all 60,000 training images.
 """
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gradcam import grad_cam, normalize
-from .losses import softmax
+from .gradcam import grad_cam
+from .model import Sequential
 
 
 def _class_onehot(scores, classes):
@@ -186,8 +186,6 @@ def cascading_randomization(model, x, classes, rng, methods):
     between the original and the randomised maps}, {method: [original maps,
     maps after each stage]}). The model itself is not changed.
     """
-    from .model import Sequential
-
     original = {name: fn(model, x, classes) for name, fn in methods.items()}
     copy = Sequential.from_architecture(model.architecture(), rng)
     copy.set_state(model.state())

@@ -1,7 +1,6 @@
 """Sequential: checkpoints, summaries, and the passes explanations need."""
 
 import json
-import zipfile
 
 import numpy as np
 import pytest
