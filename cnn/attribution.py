@@ -25,6 +25,7 @@ import numpy as np
 
 from .gradcam import grad_cam
 from .model import Sequential
+from .parallel import DEFAULT_WORKERS
 
 
 def _class_onehot(scores, classes):
@@ -60,7 +61,7 @@ def guided_grad_cam(model, x, classes, layer=None):
     return guided_backprop(model, x, classes) * grad_cam(model, x, classes, layer).upsampled
 
 
-def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=512):
+def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=512, workers=DEFAULT_WORKERS):
     """Drop in class probability when a patch x patch square is set to `fill`, per pixel (N, H, W).
 
     Every patch position of every image is one row of a batched forward pass. A
@@ -73,9 +74,9 @@ def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=512):
     for i, (y0, x0) in enumerate((y0, x0) for y0 in ys for x0 in xs):
         masks[i, y0 : y0 + patch, x0 : x0 + patch] = 0
     classes = np.asarray(classes)
-    base = model.predict_proba(x, workers=1)[np.arange(n), classes]
+    base = model.predict_proba(x, workers=workers)[np.arange(n), classes]
     occluded = (x[:, None] * masks[None, :, None] + fill * (1 - masks[None, :, None]))  # (N, P, C, H, W)
-    probs = model.predict_proba(occluded.reshape(-1, c, h, w), batch_size, workers=1).reshape(n, len(masks), -1)
+    probs = model.predict_proba(occluded.reshape(-1, c, h, w), batch_size, workers).reshape(n, len(masks), -1)
     drop = base[:, None] - probs[np.arange(n), :, classes]  # (N, P)
     covered = 1 - masks  # (P, H, W)
     return np.einsum("np,phw->nhw", drop, covered) / covered.sum(axis=0)

@@ -159,7 +159,7 @@ def faithfulness(model, data, proba, rng, layer, images, workers):
     maps = {
         "Grad-CAM": grad_cam(model, x, c, layer).upsampled,
         "saliency": saliency(model, x, c),
-        "occlusion": occlusion(model, x, c),
+        "occlusion": occlusion(model, x, c, workers=workers),
         "random": rng.random((len(idx),) + x.shape[2:]),
     }
     score = class_probability(model, c, workers=workers)
