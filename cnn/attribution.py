@@ -23,21 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gradcam import grad_cam
+from .gradcam import class_onehot, grad_cam
 from .model import Sequential
 from .parallel import DEFAULT_WORKERS
-
-
-def _class_onehot(scores, classes):
-    onehot = np.zeros_like(scores)
-    onehot[np.arange(len(classes)), classes] = 1
-    return onehot
 
 
 def input_gradient(model, x, classes, guided=False):
     """d y^c / d x for each image, optionally with the guided-backpropagation rule at every ReLU."""
     scores = model.forward(x)
-    d = _class_onehot(scores, np.asarray(classes))
+    d = class_onehot(scores, np.asarray(classes))
     for layer in reversed(model.layers):
         if guided and layer.kind == "relu":
             d = np.maximum(d, 0)  # guided: only positive gradient passes back through a ReLU...
@@ -131,13 +125,12 @@ def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64):
     return Curves(steps / (h * w), np.concatenate(curves["deletion"]), np.concatenate(curves["insertion"]))
 
 
-def class_probability(model, classes, workers=None):
+def class_probability(model, classes, workers=DEFAULT_WORKERS):
     """A score_fn for deletion_insertion: the probability of classes[owner] for each image."""
     classes = np.asarray(classes)
 
     def score(images, owner):
-        kwargs = {} if workers is None else {"workers": workers}
-        return model.predict_proba(images, **kwargs)[np.arange(len(images)), classes[owner]]
+        return model.predict_proba(images, workers=workers)[np.arange(len(images)), classes[owner]]
 
     return score
 

@@ -51,6 +51,13 @@ def block_outputs(model):
     return out
 
 
+def class_onehot(scores, classes):
+    """The gradient that starts a backward pass at the score of classes[n] of each row n."""
+    onehot = np.zeros_like(scores)
+    onehot[np.arange(len(classes)), classes] = 1
+    return onehot
+
+
 def bilinear_matrix(size_out, size_in):
     """(size_out, size_in) matrix M with M @ v the bilinear resampling of v.
 
@@ -96,9 +103,7 @@ def grad_cam(model, x, classes, layer=None):
     classes = np.asarray(classes)
     acts = model.forward_all(x)
     scores = acts[-1]
-    onehot = np.zeros_like(scores)
-    onehot[np.arange(len(classes)), classes] = 1  # d y^c / d scores: start from the class score itself
-    grads = model.backward_all(onehot)
+    grads = model.backward_all(class_onehot(scores, classes))  # from the class score itself
     model.clear_cache()
     a, g = acts[blocks[layer]], grads[blocks[layer]]  # (N, K, H, W)
     weights = g.mean(axis=(2, 3))  # (N, K): the global average pool of each gradient map

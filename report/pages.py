@@ -242,11 +242,10 @@ class Renderer:
 
     def write_page(self, page, pages, out_dir, template="chapter.html", **extra):
         """Render a page into its template and write it under out_dir."""
-        chapters = [p for p in pages]
-        i = chapters.index(page) if page in chapters else None
-        context = dict(self.context, **self._helpers(page), page=page, pages=chapters,
-                       prev=chapters[i - 1] if i else None,
-                       next=chapters[i + 1] if i is not None and i + 1 < len(chapters) else None,
+        i = pages.index(page) if page in pages else None  # gallery pages are not chapters
+        context = dict(self.context, **self._helpers(page), page=page, pages=pages,
+                       prev=pages[i - 1] if i else None,
+                       next=pages[i + 1] if i is not None and i + 1 < len(pages) else None,
                        url=lambda target: relative_url(page.dest, target),
                        content=Markup(page.html), **extra)
         try:
