@@ -28,7 +28,7 @@ from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU  # noqa: E402
 from cnn.losses import softmax_cross_entropy  # noqa: E402
 from cnn.model import Sequential, default_cnn  # noqa: E402
 from cnn.optim import SGD  # noqa: E402
-from cnn.parallel import DEFAULT_WORKERS, maybe_parallel  # noqa: E402
+from cnn.parallel import DEFAULT_WORKERS, parallel  # noqa: E402
 
 BATCH = 64
 
@@ -54,7 +54,7 @@ def time_numpy(make, x, y, batches, repeats, workers):
     """(train img/s, inference img/s): medians over repeats of `batches` batches each."""
     model = make(np.random.default_rng(0))
     opt = SGD(lr=0.01, momentum=0.9)
-    with maybe_parallel(model, workers) as net:
+    with parallel(model, workers) as net:
 
         def train_round():
             start = time.perf_counter()
@@ -152,7 +152,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median)")
     parser.add_argument("--batches", type=int, default=40, help="batches of 64 per timed run")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
-                        help="threads sharing each batch (cnn/parallel.py; 1 = plain NumPy)")
+                        help="threads running the fixed shards of each batch (cnn/parallel.py)")
     parser.add_argument("--no-memory", action="store_true", help="skip the full-epoch memory run")
     args = parser.parse_args()
 

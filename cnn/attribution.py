@@ -59,11 +59,13 @@ def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=512, wo
     """Drop in class probability when a patch x patch square is set to `fill`, per pixel (N, H, W).
 
     Every patch position of every image is one row of a batched forward pass. A
-    pixel's value is the mean drop over the patches that covered it.
+    pixel's value is the mean drop over the patches that covered it. The patches
+    start every `stride` pixels until one reaches the border; when patch and
+    stride do not tile the image, that last one is clipped at the border (as in
+    Captum), so every pixel is covered at least once.
     """
     n, c, h, w = x.shape
-    ys = list(range(0, h - patch + 1, stride))
-    xs = list(range(0, w - patch + 1, stride))
+    ys, xs = _window_starts(h, patch, stride), _window_starts(w, patch, stride)
     masks = np.ones((len(ys) * len(xs), h, w), dtype=x.dtype)  # 1 = keep, one mask per patch position
     for i, (y0, x0) in enumerate((y0, x0) for y0 in ys for x0 in xs):
         masks[i, y0 : y0 + patch, x0 : x0 + patch] = 0
@@ -74,6 +76,12 @@ def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=512, wo
     drop = base[:, None] - probs[np.arange(n), :, classes]  # (N, P)
     covered = 1 - masks  # (P, H, W)
     return np.einsum("np,phw->nhw", drop, covered) / covered.sum(axis=0)
+
+
+def _window_starts(size, patch, stride):
+    """Starts 0, stride, 2 * stride, ... up to the first window that reaches the end of the axis."""
+    last = -(-max(size - patch, 0) // stride)  # ceil: the first start whose window reaches the end
+    return [i * stride for i in range(last + 1)]
 
 
 # ---------------------------------------------------------------- deletion and insertion

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import UserError
 from .losses import softmax, softmax_cross_entropy
-from .parallel import DEFAULT_WORKERS, maybe_parallel
+from .parallel import DEFAULT_WORKERS, parallel
 from .layers import (LAYER_TYPES, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU)
 
 CHECKPOINT_FORMAT = 1
@@ -82,8 +82,12 @@ class Sequential:
     # ------------------------------------------------------------ inference
 
     def predict_proba(self, x, batch_size=500, workers=DEFAULT_WORKERS):
-        """Class probabilities (N, K), in evaluation mode, batch by batch."""
-        with maybe_parallel(self, workers) as net:
+        """Class probabilities (N, K), in evaluation mode, batch by batch.
+
+        The result does not depend on workers (cnn/parallel.py cuts every batch the same way)."""
+        if len(x) == 0:
+            return np.zeros((0,) + self.output_shape(), dtype=np.float32)
+        with parallel(self, workers) as net:
             out = np.concatenate([softmax(net.forward(x[i : i + batch_size]))
                                   for i in range(0, len(x), batch_size)])
         self.clear_cache()
@@ -94,8 +98,10 @@ class Sequential:
 
     def evaluate(self, x, y, batch_size=500, workers=DEFAULT_WORKERS):
         """Mean cross-entropy, accuracy and confusion matrix on (x, y)."""
+        if len(x) == 0:
+            raise ValueError("evaluate needs at least one image")
         total, preds = 0.0, []
-        with maybe_parallel(self, workers) as net:
+        with parallel(self, workers) as net:
             for i in range(0, len(x), batch_size):
                 logits = net.forward(x[i : i + batch_size])
                 loss, _ = softmax_cross_entropy(logits, y[i : i + batch_size])

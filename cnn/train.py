@@ -19,7 +19,7 @@ from tqdm import tqdm
 from .errors import UserError
 from .losses import softmax_cross_entropy
 from .optim import OPTIMIZERS, SCHEDULES
-from .parallel import DEFAULT_WORKERS, maybe_parallel
+from .parallel import DEFAULT_WORKERS, parallel
 
 
 # A good starting learning rate for each optimiser on this network.
@@ -92,7 +92,7 @@ def fit(model, optimizer, x_train, y_train, x_val, y_val, *, epochs, batch_size,
     order of floating-point additions.
     """
     history = History(log_every=log_every)
-    with maybe_parallel(model, workers) as net:
+    with parallel(model, workers) as net:
         for epoch in range(1, epochs + 1):
             if schedule is not None:
                 optimizer.lr = schedule(epoch - 1)

@@ -157,6 +157,35 @@ def test_occlusion_of_a_blank_region_changes_nothing(trained, mnist):
     assert np.abs(occ).max() > 1e-3  # while patches over the digit do change the probability
 
 
+@pytest.mark.parametrize("patch, stride", [(5, 4), (7, 3), (6, 5), (28, 3)])
+def test_occlusion_covers_every_pixel_when_patches_do_not_tile_the_image(trained, mnist, patch, stride):
+    """Patch 5, stride 4 leaves the last 3 columns uncovered by whole windows; a clipped last
+    window covers them. Checked against a loop over every window, clipped at the border."""
+    x = mnist.x_test[:2]
+    pred = trained.predict(x)
+    got = A.occlusion(trained, x, pred, patch=patch, stride=stride)
+    assert np.isfinite(got).all()
+    base = trained.predict_proba(x)[np.arange(2), pred]
+    total, count = np.zeros((2, 28, 28)), np.zeros((28, 28))
+    y0 = 0
+    while True:
+        x0 = 0
+        while True:
+            blanked = x.copy()
+            blanked[:, :, y0 : y0 + patch, x0 : x0 + patch] = 0
+            drop = base - trained.predict_proba(blanked)[np.arange(2), pred]
+            total[:, y0 : y0 + patch, x0 : x0 + patch] += drop[:, None, None]
+            count[y0 : y0 + patch, x0 : x0 + patch] += 1
+            if x0 + patch >= 28:
+                break
+            x0 += stride
+        if y0 + patch >= 28:
+            break
+        y0 += stride
+    assert count.min() >= 1
+    np.testing.assert_allclose(got, total / count, atol=1e-6)
+
+
 # ------------------------------------------------------------------ faithfulness
 
 def _toy(rng, n=200):

@@ -52,3 +52,49 @@ def test_an_error_in_one_worker_is_raised_not_deadlocked(mnist):
     with DataParallel(model, 2) as net:
         with pytest.raises(ValueError, match="channels"):
             net.forward(mnist.x_train[:8], training=True)
+
+
+def _train_steps(workers, batch, images=7):
+    """Two SGD steps with batch norm and dropout on `images` images, batch by batch."""
+    from cnn.layers import Dropout
+    from cnn.optim import SGD
+    from cnn.train import fit
+    from cnn.data import load_dataset
+
+    mnist = load_dataset("mnist")
+    rng = np.random.default_rng(5)
+    model = default_cnn(rng)
+    model.layers.insert(-1, Dropout(0.3, rng=rng))
+    fit(model, SGD(lr=0.05, momentum=0.9), mnist.x_train[:images], mnist.y_train[:images],
+        mnist.x_test[:3], mnist.y_test[:3], epochs=1, batch_size=batch, rng=rng, progress=False,
+        workers=workers)
+    return model.state()
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_training_gives_the_same_bits_with_any_number_of_workers(batch, workers):
+    """Batches of 1, 2 and 3 images (a last batch of one included): the weights do not depend on threads."""
+    one = _train_steps(1, batch)
+    many = _train_steps(workers, batch)
+    for key in one:
+        np.testing.assert_array_equal(many[key], one[key], err_msg=key)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 501])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_inference_of_any_count_gives_the_one_worker_result(mnist, n, workers):
+    model = default_cnn(np.random.default_rng(0))
+    x, y = mnist.x_test[:n], mnist.y_test[:n]
+    one = model.predict_proba(x, workers=1)
+    assert one.shape == (n, 10)
+    np.testing.assert_array_equal(model.predict_proba(x, workers=workers), one)
+    assert model.evaluate(x, y, workers=workers).loss == model.evaluate(x, y, workers=1).loss
+
+
+def test_a_batch_of_one_never_reaches_a_layer_as_an_empty_shard():
+    from cnn.parallel import shard_bounds
+
+    assert all(hi > lo for n in range(1, 9) for lo, hi in shard_bounds(n))
+    assert [hi - lo for lo, hi in shard_bounds(1)] == [1]
+    assert sum(hi - lo for lo, hi in shard_bounds(65)) == 65
