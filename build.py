@@ -4,16 +4,18 @@
     python build.py --quick    # a small, fast preview
 
 Every flag is listed by --help. A problem with the input (a flag, a data file,
-a chapter) prints "error: ..." and exits with status 2; the existing site is
-left untouched by any build that does not finish.
+a chapter, the output folder) prints "error: ..." and exits with status 2;
+Ctrl-C prints one line and exits with 130. The existing site is left untouched
+by any build that does not finish.
 """
 
 import argparse
+import signal
 import sys
 
 from cnn.errors import UserError
 from cnn.train import DEFAULT_LR, TrainConfig
-from report.config import CACHE_DIR, QUICK, ROOT, Config
+from report.config import QUICK, Config
 
 
 def positive_int(text):
@@ -23,6 +25,16 @@ def positive_int(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def natural_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
     return value
 
 
@@ -37,10 +49,11 @@ def positive_float(text):
 
 
 def parse_args(argv=None):
-    t = TrainConfig()
+    t, c = TrainConfig(), Config()
     p = argparse.ArgumentParser(
         prog="build.py", description="Train a CNN in NumPy and write the tutorial site about it.",
-        epilog="Without flags: all 60,000 MNIST training images, 4 epochs, about two minutes on two cores.")
+        epilog=f"Without flags: {c.validation:,} of MNIST's 60,000 training images held out for validation, "
+               f"the rest trained on for {t.epochs} epochs; about two minutes on two cores.")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int, help=f"passes over the training images (default {t.epochs})")
     g.add_argument("--batch-size", type=positive_int, help=f"images per gradient step (default {t.batch_size})")
@@ -48,38 +61,49 @@ def parse_args(argv=None):
                    + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items()) + ")")
     g.add_argument("--optimizer", choices=["adam", "sgd"], help=f"adam, or sgd with Nesterov momentum "
                    f"(default {t.optimizer})")
-    g.add_argument("--seed", type=int, default=0, help="the one seed of every random choice (default 0)")
+    g.add_argument("--seed", type=natural_int, default=c.seed,
+                   help=f"the one seed of every random choice, 0 or more (default {c.seed})")
+    g.add_argument("--publish-failed", action="store_true",
+                   help="write the site even if the network did not learn (near-chance validation "
+                        "accuracy, or a loss no lower than at the start); the site then says so")
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist",
+    g.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=c.dataset,
                    help="mnist (bundled) or fashion-mnist (downloaded once, or read from --data-dir)")
     g.add_argument("--data-dir", help="a folder holding the dataset's four IDX files (gzip or raw)")
+    g.add_argument("--validation", type=positive_int,
+                   help=f"training images held out, stratified, to measure the network during training "
+                        f"(default {c.validation:,}); the test images are used once, at the end")
     g.add_argument("--train-size", type=positive_int,
-                   help="train on a stratified random subset of this many images (default: all)")
+                   help="train on a stratified random subset of this many of the other training images "
+                        "(default: all of them)")
     g.add_argument("--test-size", type=positive_int,
                    help="evaluate on a stratified random subset of this many test images (default: all)")
     g = p.add_argument_group("explanations")
     g.add_argument("--gallery", type=positive_int,
-                   help="test images in the Grad-CAM gallery, each with its own page (default 30)")
+                   help=f"test images in the Grad-CAM gallery, each with its own page (default {c.gallery})")
     g.add_argument("--faithfulness", type=positive_int,
-                   help="test images for the deletion and insertion metrics (default 1000; "
+                   help=f"test images for the deletion and insertion metrics (default {c.faithfulness:,}; "
                         "a fifth of them for the randomisation check)")
     g = p.add_argument_group("output")
-    g.add_argument("--out", default="site", help="the folder to write the site into (default site)")
-    g.add_argument("--content", default=str(ROOT / "content"), metavar="DIR",
+    g.add_argument("--out", default=c.out,
+                   help=f"the folder to write the site into (default {c.out}); it must be new, empty, or "
+                        "a site that build.py wrote")
+    g.add_argument("--content", default=c.content, metavar="DIR",
                    help="the folder of chapters, one Markdown file each (default content/)")
-    g.add_argument("--cache-dir", default=str(CACHE_DIR), metavar="DIR",
+    g.add_argument("--cache-dir", default=c.cache_dir, metavar="DIR",
                    help="where trained runs and drawn figures are kept between builds (default .cache/)")
     g.add_argument("--retrain", action="store_true", help="train again even if a cached run fits")
     g.add_argument("--quick", action="store_true",
-                   help=f"a small build for previews and tests: {QUICK['train_size']:,} training and "
-                        f"{QUICK['test_size']:,} test images, {QUICK['epochs']} epochs, a gallery of "
-                        f"{QUICK['gallery']}, {QUICK['faithfulness']} images for the faithfulness metrics "
-                        "(other flags still apply)")
-    g.add_argument("--jobs", type=positive_int, default=2, help="processes and threads to use (default 2)")
+                   help=f"a small build for previews and tests: {QUICK['train_size']:,} training, "
+                        f"{QUICK['validation']:,} validation and {QUICK['test_size']:,} test images, "
+                        f"{QUICK['epochs']} epochs, a gallery of {QUICK['gallery']}, "
+                        f"{QUICK['faithfulness']} images for the faithfulness metrics (other flags still apply)")
+    g.add_argument("--jobs", type=positive_int, default=c.jobs,
+                   help=f"threads and processes to use (default {c.jobs}); changes the speed, never the site")
     return p.parse_args(argv)
 
 
-def make_config(args):
+def make_config(args, argv=()):
     quick = QUICK if args.quick else {}
     pick = lambda name, default: getattr(args, name) if getattr(args, name) is not None else quick.get(name, default)
     t = TrainConfig()
@@ -87,21 +111,33 @@ def make_config(args):
     train = TrainConfig(epochs=pick("epochs", t.epochs), batch_size=pick("batch_size", t.batch_size),
                         optimizer=optimizer, lr=pick("lr", DEFAULT_LR[optimizer]))
     return Config(dataset=args.dataset, data_dir=args.data_dir, train_size=pick("train_size", None),
-                  test_size=pick("test_size", None), seed=args.seed, train=train, out=args.out,
-                  gallery=pick("gallery", Config.gallery), faithfulness=pick("faithfulness", Config.faithfulness), retrain=args.retrain, quick=args.quick, jobs=args.jobs,
-                  cache_dir=args.cache_dir)
+                  validation=pick("validation", Config.validation), test_size=pick("test_size", None),
+                  seed=args.seed, train=train, out=args.out, content=args.content,
+                  gallery=pick("gallery", Config.gallery), faithfulness=pick("faithfulness", Config.faithfulness),
+                  retrain=args.retrain, publish_failed=args.publish_failed, quick=args.quick, jobs=args.jobs,
+                  cache_dir=args.cache_dir, flags=tuple(argv))
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    config = make_config(args)
-    from report.site import build  # after parsing, so that --help is instant
-
+    config = make_config(args, argv)
+    signal.signal(signal.SIGTERM, _interrupted)  # a kill is handled like Ctrl-C: nothing half-written stays
     try:
-        build(config, content_dir=args.content)
+        from report.site import build  # after parsing, so that --help is instant
+
+        build(config)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the message
+        print("interrupted: nothing was published; the previous site is unchanged.", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -36,7 +36,7 @@ def main():
         model = default_cnn(rng)
         history = fit(model, config.make_optimizer(), data.x_train, data.y_train, data.x_test, data.y_test,
                       epochs=config.epochs, batch_size=config.batch_size, rng=rng,
-                      schedule=config.make_schedule(), progress=False)
+                      schedule=config.make_schedule())
         seconds = sum(e.seconds for e in history.epochs)
         print(f"seed {seed}: test accuracy {history.epochs[-1].val_accuracy:.2%} after {config.epochs} epochs, "
               f"{seconds:.1f} s of training", flush=True)

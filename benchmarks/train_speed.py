@@ -139,7 +139,7 @@ def peak_memory_of_full_epoch():
         "d = load_dataset('mnist'); rng = np.random.default_rng(0)\n"
         "m = default_cnn(rng)\n"
         "fit(m, Adam(lr=1e-3), d.x_train, d.y_train, d.x_test, d.y_test, epochs=1, batch_size=64,"
-        " rng=rng, progress=False)\n"
+        " rng=rng)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
     root = Path(__file__).resolve().parent.parent

@@ -15,7 +15,6 @@ Every problem with a data file raises UserError naming the file and the fix.
 
 import gzip
 import hashlib
-import os
 import urllib.error
 import urllib.request
 import zlib
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file
 from .errors import UserError
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
@@ -100,16 +100,30 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     checksum: str  # SHA-256 over the content hashes of the four files
+    x_val: np.ndarray = None  # held out of the training images by split(); None before
+    y_val: np.ndarray = None
 
     @property
     def class_names(self):
         return self.spec.class_names
 
-    def subset(self, train_size, test_size, rng):
-        """A stratified random subset of each split (None keeps a split whole)."""
-        tr = stratified_indices(self.y_train, train_size, rng)
+    def split(self, validation, train_size, test_size, rng):
+        """Hold out `validation` training images, then take stratified subsets.
+
+        The validation images are a stratified random sample of the training
+        split, drawn first, so that they do not depend on train_size; the
+        training images are then drawn from the rest (None keeps all of the
+        rest), the test images from the test split (None keeps it whole).
+        """
+        if not 0 < validation < len(self.y_train):
+            raise ValueError(f"validation must be between 1 and {len(self.y_train) - 1} images, "
+                             f"got {validation}")
+        val = stratified_indices(self.y_train, validation, rng)
+        rest = np.setdiff1d(np.arange(len(self.y_train)), val)
+        tr = rest[stratified_indices(self.y_train[rest], train_size, rng)]
         te = stratified_indices(self.y_test, test_size, rng)
         return replace(self, x_train=self.x_train[tr], y_train=self.y_train[tr],
+                       x_val=self.x_train[val], y_val=self.y_train[val],
                        x_test=self.x_test[te], y_test=self.y_test[te])
 
 
@@ -246,7 +260,7 @@ def load_dataset(name="mnist", data_dir=None, cache_dir=None, base_url=None, pro
 def download_missing(spec, folder, base_url, progress=None):
     """Download each of the spec's files that is not yet in folder.
 
-    A file is fetched to a .part name, checked against its SHA-256, then renamed
+    A file is fetched to a temporary name, checked against its SHA-256, then renamed
     into place: an interrupted download leaves nothing, a bad one is removed.
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -262,9 +276,8 @@ def download_missing(spec, folder, base_url, progress=None):
 
 def fetch_verified(url, dest, sha256, timeout=60):
     """Fetch url into dest if its (uncompressed) content has the given SHA-256."""
-    tmp = dest.with_name(dest.name + ".part")
     by_hand = f"put the file in {dest.parent} by hand, or pass --data-dir"
-    try:
+    with atomic_file(dest) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
                 promised = int(response.headers.get("Content-Length") or -1)
@@ -286,9 +299,6 @@ def fetch_verified(url, dest, sha256, timeout=60):
             raise UserError(f"{url}: the downloaded file failed its SHA-256 check (content "
                             f"{digest}, expected {sha256}) and was removed; nothing was saved "
                             f"to {dest}. Run again later, or pass --data-dir with a verified copy.")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- subsets

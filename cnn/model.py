@@ -12,13 +12,13 @@ the model without code. It is read with ``allow_pickle=False``.
 
 import copy
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file
 from .errors import UserError
 from .losses import softmax, softmax_cross_entropy
 from .parallel import DEFAULT_WORKERS, parallel
@@ -222,16 +222,10 @@ class Sequential:
 
     def save(self, path):
         """Write the checkpoint atomically: to a temporary name, then renamed into place."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
         arrays = {_ARCH_KEY: np.array(json.dumps(self.architecture()))}
         arrays.update(self.state())
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_file(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path, rng=None):

@@ -9,13 +9,10 @@ no best-epoch checkpoint.
 """
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from tqdm import tqdm
-
 from .errors import UserError
 from .losses import softmax_cross_entropy
 from .optim import OPTIMIZERS, SCHEDULES
@@ -70,51 +67,51 @@ class History:
     epochs: list = field(default_factory=list)  # EpochRecord per epoch
     steps: list = field(default_factory=list)  # (step, epoch progress, mean loss of the last log_every batches)
     log_every: int = 50
+    initial: dict = field(default_factory=dict)  # val_loss and val_accuracy before the first step
 
     def to_dict(self):
-        return {"epochs": [asdict(e) for e in self.epochs],
+        return {"epochs": [asdict(e) for e in self.epochs], "initial": self.initial,
                 "steps": [list(s) for s in self.steps], "log_every": self.log_every}
 
     @classmethod
     def from_dict(cls, d):
         return cls([EpochRecord(**e) for e in d["epochs"]], [tuple(s) for s in d["steps"]],
-                   d["log_every"])
+                   d["log_every"], d["initial"])
 
 
 def fit(model, optimizer, x_train, y_train, x_val, y_val, *, epochs, batch_size, rng,
-        schedule=None, callbacks=(), log_every=50, progress=True, workers=DEFAULT_WORKERS):
+        schedule=None, callbacks=(), on_batch=None, log_every=50, workers=DEFAULT_WORKERS):
     """Train model in place and return its History.
 
     schedule(epoch) -> learning rate for that epoch (0-based); without one the
-    optimiser's lr stays as it is. progress shows a tqdm bar when stderr is a
-    terminal and, in any case, one line per epoch. workers threads share each
-    batch (cnn/parallel.py); the result depends on their number only through the
-    order of floating-point additions.
+    optimiser's lr stays as it is. After every epoch each callback gets
+    (model, EpochRecord); after every batch on_batch gets (epoch, images done
+    in the epoch, images in the epoch, batch loss) -- the command line draws
+    its progress bar from these. workers threads run the fixed shards of each
+    batch (cnn/parallel.py): they change the speed, not the result.
     """
     history = History(log_every=log_every)
+    start = model.evaluate(x_val, y_val, workers=workers)
+    history.initial = {"val_loss": start.loss, "val_accuracy": start.accuracy}
     with parallel(model, workers) as net:
         for epoch in range(1, epochs + 1):
             if schedule is not None:
                 optimizer.lr = schedule(epoch - 1)
             start = time.perf_counter()
             train_loss, train_accuracy = _train_epoch(net, model, optimizer, x_train, y_train, batch_size,
-                                                      rng, history, f"epoch {epoch}/{epochs}", progress)
+                                                      rng, history, epoch, on_batch)
             seconds = time.perf_counter() - start
             val = model.evaluate(x_val, y_val, workers=workers)
             record = EpochRecord(epoch, float(optimizer.lr), train_loss, train_accuracy, val.loss,
                                  val.accuracy, seconds, len(x_train) / seconds, val.confusion.tolist())
             history.epochs.append(record)
-            if progress:
-                tqdm.write(f"epoch {epoch}/{epochs}  lr {record.lr:.2g}  train loss {train_loss:.4f} "
-                           f"acc {train_accuracy:.2%}  val loss {val.loss:.4f} acc {val.accuracy:.2%}  "
-                           f"{seconds:.1f} s  {record.images_per_second:,.0f} img/s", file=sys.stderr)
             for callback in callbacks:
                 callback(model, record)
     model.clear_cache()
     return history
 
 
-def _train_epoch(net, model, optimizer, x, y, batch_size, rng, history, label, progress):
+def _train_epoch(net, model, optimizer, x, y, batch_size, rng, history, epoch, on_batch):
     """One pass over (x, y) in a fresh random order; returns (mean loss, accuracy) in training mode."""
     n = len(x)
     batches = math.ceil(n / batch_size)
@@ -122,8 +119,7 @@ def _train_epoch(net, model, optimizer, x, y, batch_size, rng, history, label, p
     order = rng.permutation(n)
     loss_sum, correct, window = 0.0, 0, []
     # Overflow is reported once, as TrainingDiverged, not as a stream of NumPy warnings.
-    with tqdm(total=n, desc=label, unit="img", leave=False, file=sys.stderr,
-              disable=not (progress and sys.stderr.isatty())) as bar, np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         for b in range(batches):
             idx = order[b * batch_size : (b + 1) * batch_size]
             xb, yb = x[idx], y[idx]
@@ -131,8 +127,8 @@ def _train_epoch(net, model, optimizer, x, y, batch_size, rng, history, label, p
             loss, dlogits = softmax_cross_entropy(logits, yb)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
-                    f"training diverged: the loss became {loss} in {label}, batch {b + 1} "
-                    f"(learning rate {optimizer.lr:g}). Lower the learning rate (--lr) and run again.")
+                    f"training diverged: the loss became {loss} in epoch {epoch}, batch {b + 1} of "
+                    f"{batches}, at learning rate {optimizer.lr:g}.")
             net.backward(dlogits, need_input_grad=False)
             optimizer.step(model)
             loss_sum += loss * len(idx)
@@ -142,7 +138,6 @@ def _train_epoch(net, model, optimizer, x, y, batch_size, rng, history, label, p
                 step = epoch_start * batches + b + 1
                 history.steps.append((step, round(epoch_start + (b + 1) / batches, 4), float(np.mean(window))))
                 window.clear()
-            bar.update(len(idx))
-            if b % 20 == 0:
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if on_batch is not None:
+                on_batch(epoch, min((b + 1) * batch_size, n), n, loss)
     return loss_sum / n, correct / n

@@ -88,6 +88,8 @@ def analyse(config, run, data, rng):
     for row in per_class:
         row["accuracy"] = row["correct"] / max(row["count"], 1)
     last = history.epochs[-1]
+    # the test set, touched once: here, after training, with the final weights
+    test_loss = float(-np.log(np.maximum(proba[np.arange(len(y)), y], np.finfo(proba.dtype).tiny)).mean())
 
     # the first test digit of each of the first classes, for the layers chapter
     showcase = [int(np.flatnonzero(y == c)[0]) for c in range(min(SHOWCASE_COUNT, k))]
@@ -111,9 +113,11 @@ def analyse(config, run, data, rng):
                   "last_conv": [r["name"] for r in summary if r["name"].startswith("conv")][-1],
                   "im2col": _im2col_shapes(model)},
         "train": dataclasses.asdict(config.train),
-        "history": {"epochs": [dataclasses.asdict(e) for e in history.epochs],
+        "history": {"epochs": [dataclasses.asdict(e) for e in history.epochs], "initial": history.initial,
                     "log_every": history.log_every, "steps": len(history.steps)},
-        "metrics": {"test_accuracy": last.val_accuracy, "test_loss": last.val_loss,
+        "metrics": {"test_accuracy": float((pred == y).mean()), "test_loss": test_loss,
+                    "val_accuracy": last.val_accuracy, "val_loss": last.val_loss,
+                    "validation_size": len(data.x_val),
                     "train_accuracy": last.train_accuracy, "train_loss": last.train_loss,
                     "errors": int(len(wrong)), "per_class": per_class,
                     "train_seconds": sum(e.seconds for e in history.epochs),

@@ -19,33 +19,32 @@ CONFIDENT = 0.99
 
 
 def pick_gallery(proba, labels, n, rng):
-    """Test indices for the gallery, and why each was picked.
+    """Exactly min(n, len(labels)) test indices for the gallery, and why each was picked.
 
-    A third are confident correct answers, one class after another (a random one
-    among those above 99 % for that class); a third are the hesitant correct
-    answers, lowest confidence first; the rest are the most confident mistakes.
-    When there are too few mistakes, more hesitant answers fill their places.
+    A third (rounded up) are confident correct answers, one class after another
+    (a random one among those above 99 % for that class); then the most
+    confident mistakes, up to a third; then the hesitant correct answers, lowest
+    confidence first, fill the rest. When one kind runs short, the next fills in.
     """
+    n = min(n, len(labels))
     pred = proba.argmax(axis=1)
     conf = proba.max(axis=1)
     correct = pred == labels
     k = proba.shape[1]
-    n_conf, n_hes = -(-n // 3), -(-n // 3)
     picks, reasons = [], []
-    for j in range(n_conf):
-        c = j % k
-        pool = np.flatnonzero(correct & (labels == c) & (conf >= CONFIDENT))
+    for j in range(-(-n // 3)):
+        pool = np.flatnonzero(correct & (labels == j % k) & (conf >= CONFIDENT))
         pool = np.setdiff1d(pool, picks)
         if len(pool):
             picks.append(int(rng.choice(pool)))
             reasons.append("confident")
     wrong = np.flatnonzero(~correct)
-    wrong = wrong[np.argsort(-conf[wrong], kind="stable")][: n - len(picks) - n_hes]
-    hesitant = np.flatnonzero(correct)
-    hesitant = [int(i) for i in hesitant[np.argsort(conf[hesitant], kind="stable")] if i not in picks]
-    hesitant = hesitant[: n - len(picks) - len(wrong)]
-    picks += hesitant + [int(i) for i in wrong]
-    reasons += ["hesitant"] * len(hesitant) + ["mistake"] * len(wrong)
+    wrong = [int(i) for i in wrong[np.argsort(-conf[wrong], kind="stable")]][: max(0, min(n // 3, n - len(picks)))]
+    taken = set(picks)
+    rest = np.argsort(np.where(correct, conf, 2.0 + conf), kind="stable")  # hesitant right answers first
+    hesitant = [int(i) for i in rest if int(i) not in taken and int(i) not in wrong][: n - len(picks) - len(wrong)]
+    picks += hesitant + wrong
+    reasons += ["hesitant" if correct[i] else "mistake" for i in hesitant] + ["mistake"] * len(wrong)
     return picks, reasons
 
 
@@ -56,15 +55,17 @@ def _methods(layer):
     }
 
 
-def explain(config, model, data, proba, rng):
-    """(context, arrays): the gallery with every Grad-CAM step, the other methods, and faithfulness."""
+def explain(config, model, data, proba, rngs):
+    """(context, arrays): the gallery with every Grad-CAM step, the other methods, and faithfulness.
+
+    rngs: {"gallery", "faithfulness", "randomization": Generator}, one stream each."""
     timings = {}
     start = time.perf_counter()
     labels, x = data.y_test, data.x_test
     k = proba.shape[1]
     blocks = list(block_outputs(model))
     last = blocks[-1]
-    picks, reasons = pick_gallery(proba, labels, config.gallery, rng)
+    picks, reasons = pick_gallery(proba, labels, config.gallery, rngs["gallery"])
     pred = proba.argmax(axis=1)
 
     # Grad-CAM of every gallery image for all ten classes: one batch of (image, class) pairs
@@ -115,10 +116,10 @@ def explain(config, model, data, proba, rng):
     blank = _blank_example(gallery, gallery_arrays)
 
     start = time.perf_counter()
-    faith = faithfulness(model, data, proba, rng, last, config.faithfulness, config.jobs)
+    faith = faithfulness(model, data, proba, rngs["faithfulness"], last, config.faithfulness, config.jobs)
     timings["faithfulness"] = time.perf_counter() - start
     start = time.perf_counter()
-    sanity = randomization(model, data, proba, rng, last, faith["indices"][: max(10, config.faithfulness // 5)])
+    sanity = randomization(model, data, proba, rngs["randomization"], last, faith["indices"][: max(10, config.faithfulness // 5)])
     timings["randomization"] = time.perf_counter() - start
 
     context = {

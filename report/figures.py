@@ -12,6 +12,7 @@ builder, so the arrays are shared rather than copied.
 """
 
 import multiprocessing
+import signal
 from pathlib import Path
 
 import matplotlib
@@ -291,12 +292,12 @@ def train_curves(out_dir):
     fig = Figure(figsize=(7.2, 2.6), layout="constrained")
     a1, a2 = fig.subplots(1, 2)
     a1.plot(e, [r["train_loss"] for r in epochs], "o-", color=C_TRAIN, label="training")
-    a1.plot(e, [r["val_loss"] for r in epochs], "o-", color=C_TEST, label="test")
+    a1.plot(e, [r["val_loss"] for r in epochs], "o-", color=C_TEST, label="validation")
     a1.set_xlabel("epoch")
     a1.set_ylabel("cross-entropy loss")
     a1.legend(frameon=False)
     a2.plot(e, [100 * r["train_accuracy"] for r in epochs], "o-", color=C_TRAIN, label="training")
-    a2.plot(e, [100 * r["val_accuracy"] for r in epochs], "o-", color=C_TEST, label="test")
+    a2.plot(e, [100 * r["val_accuracy"] for r in epochs], "o-", color=C_TEST, label="validation")
     a2.set_xlabel("epoch")
     a2.set_ylabel("accuracy (%)")
     a2.legend(frameon=False)
@@ -304,11 +305,11 @@ def train_curves(out_dir):
         a.set_xticks(e)
     first, last = epochs[0], epochs[-1]
     return _entry(fig, out_dir, "train-curves",
-                  f"Two line charts over {len(e)} epochs. Test loss goes from {first['val_loss']:.4f} to "
-                  f"{last['val_loss']:.4f}; test accuracy from {100 * first['val_accuracy']:.2f} % to "
+                  f"Two line charts over {len(e)} epochs. Validation loss goes from {first['val_loss']:.4f} to "
+                  f"{last['val_loss']:.4f}; validation accuracy from {100 * first['val_accuracy']:.2f} % to "
                   f"{100 * last['val_accuracy']:.2f} %.",
                   "Loss and accuracy after each epoch, on the training batches (as they were seen, in training "
-                  "mode) and on the test set.")
+                  "mode) and on the validation images held out of the training set.")
 
 
 def train_steps(out_dir):
@@ -355,9 +356,9 @@ def confusion(out_dir, epoch):
     off = np.where(np.eye(len(cm), dtype=bool), -1, cm)
     i, j = np.unravel_index(np.argmax(off), off.shape)
     return _entry(fig, out_dir, f"confusion/{epoch}",
-                  f"Confusion matrix after epoch {epoch}: {cm.trace():,} of {cm.sum():,} test images on the "
+                  f"Confusion matrix after epoch {epoch}: {cm.trace():,} of {cm.sum():,} validation images on the "
                   f"diagonal; the most frequent mistake is {names[i]} taken for {names[j]} ({off[i, j]} times).",
-                  f"Confusion matrix on the test set after epoch {epoch}: row = true class, column = predicted "
+                  f"Confusion matrix on the validation images after epoch {epoch}: row = true class, column = predicted "
                   "class. Off the diagonal, darker red means more mistakes.",
                   frame=epoch, frame_label=f"{epoch}")
 
@@ -519,7 +520,9 @@ def render_all(shared, out_dir, job_list, jobs_count=2):
     _SHARED.update(shared)
     work = [(fn, args, out_dir) for fn, args in job_list]
     if jobs_count > 1:
-        with multiprocessing.get_context("fork").Pool(jobs_count) as pool:
+        # the workers ignore Ctrl-C: the main process alone stops the build, with one message
+        with multiprocessing.get_context("fork").Pool(jobs_count, initializer=signal.signal,
+                                                      initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
             results = pool.map(_run, work, chunksize=1)
     else:
         results = [_run(w) for w in work]

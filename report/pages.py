@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+import jinja2.nodes
 import markdown
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import Markup
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -63,7 +65,14 @@ def relative_url(from_page, to_path):
 
 def read_front_matter(path):
     """(metadata dict, body) of a chapter; the front matter lines become blank lines in body."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise UserError(f"{path}, line {line}: not UTF-8 text (byte {e.object[e.start]:#x}); "
+                        "save the chapter as UTF-8.") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror}).") from None
     lines = text.split("\n")
     meta = {}
     if lines and lines[0].strip() == "---":
@@ -86,8 +95,11 @@ def read_front_matter(path):
 
 def gather_pages(content_dir):
     """Every chapter in content_dir, in reading order; the first becomes index.html."""
-    pages = []
-    for path in sorted(Path(content_dir).glob("*.md")):
+    content_dir = Path(content_dir)
+    if not content_dir.is_dir():
+        raise UserError(f"{content_dir}: no such folder; --content must name a folder of chapters.")
+    pages, by_dest = [], {}
+    for path in sorted(content_dir.glob("*.md")):
         meta, body = read_front_matter(path)
         if "title" not in meta:
             raise UserError(f"{path}: no 'title:' in the front matter; start the file with\n"
@@ -97,7 +109,15 @@ def gather_pages(content_dir):
         except ValueError:
             raise UserError(f"{path}: 'order: {meta['order']}' is not a number.") from None
         slug = re.sub(r"^\d+[-_]", "", path.stem)
-        pages.append(Page(path, f"{slug}.html", meta["title"], order, slug, body))
+        if slug == "index":
+            raise UserError(f"{path}: a chapter may not be named index; the first chapter becomes "
+                            "index.html. Rename the file.")
+        dest = f"{slug}.html"
+        if dest in by_dest:
+            raise UserError(f"{path} and {by_dest[dest]} would both be written to {dest}; "
+                            "rename one of them.")
+        by_dest[dest] = path
+        pages.append(Page(path, dest, meta["title"], order, slug, body))
     if not pages:
         raise UserError(f"{content_dir}: no chapters (*.md files) found.")
     pages.sort(key=lambda p: (p.order, p.source.name))
@@ -105,15 +125,46 @@ def gather_pages(content_dir):
     return pages
 
 
+def chapter_environment():
+    """The chapters' Jinja2: sandboxed (a chapter cannot reach Python's internals), strict, autoescaped."""
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True, keep_trailing_newline=True)
+    env.filters.update(pct=_pct, num=_num)
+    return env
+
+
+def check_chapters(pages):
+    """Before any training: every chapter parses, and every source() it names exists."""
+    env = chapter_environment()
+    for page in pages:
+        try:
+            tree = env.parse(page.body)
+        except jinja2.TemplateSyntaxError as e:
+            raise UserError(f"{page.source}, line {e.lineno}: {e.message}. Fix the placeholder "
+                            "({{ ... }} or {% ... %}) on that line.") from None
+        for call in tree.find_all(jinja2.nodes.Call):
+            if isinstance(call.node, jinja2.nodes.Name) and call.node.name == "source" and len(call.args) >= 2 \
+                    and all(isinstance(a, jinja2.nodes.Const) for a in call.args[:2]):
+                try:
+                    source_snippet(call.args[0].value, call.args[1].value)
+                except UserError as e:
+                    raise UserError(f"{page.source}, line {call.lineno}: {e}") from None
+
+
 # ---------------------------------------------------------------- code from source
 
 def source_snippet(relpath, name):
-    """Source of the function or class `name` ('Class.method' for a method) in a project file."""
-    path = ROOT / relpath
+    """Source of the function or class `name` ('Class.method' for a method) in a project's .py file."""
+    where = f"source({relpath!r}, {name!r})"
+    path = (ROOT / str(relpath)).resolve()
+    if not path.is_relative_to(ROOT) or path.suffix != ".py":
+        raise UserError(f"{where}: only the project's own Python files can be shown; name one by its "
+                        "path in the project, like 'cnn/layers.py'.")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"source({relpath!r}, {name!r}): no such file in the project.") from None
+        raise UserError(f"{where}: no such file in the project.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{where}: cannot be read ({e}).") from None
     nodes, parts = ast.parse(text).body, name.split(".")
     for part in parts:
         match = next((n for n in nodes if isinstance(n, (ast.FunctionDef, ast.ClassDef))
@@ -148,12 +199,10 @@ class Renderer:
         self.context = context  # numbers and tables for the chapters
         self.figures = figures  # name -> {"src", "alt", "caption", "width", "height"}
         self.math = math or MathRenderer()
-        self.chapter_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True,
-                                              keep_trailing_newline=True)
+        self.chapter_env = chapter_environment()
         self.site_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)),
                                            undefined=jinja2.StrictUndefined, autoescape=True)
-        for env in (self.chapter_env, self.site_env):
-            env.filters.update(pct=_pct, num=_num)
+        self.site_env.filters.update(pct=_pct, num=_num)
 
     # -- the helpers a chapter can call, bound to the page being rendered
 
@@ -162,7 +211,7 @@ class Renderer:
 
         def figure(name, caption=None, alt=None, id=None):
             if name not in self.figures:
-                raise UserError(f"{page.source}: figure({name!r}): no such figure; the figures are "
+                raise UserError(f"figure({name!r}): no such figure; the figures are "
                                 f"{', '.join(sorted(self.figures))}.")
             return Markup(self._figure_html(self.figures[name], url, caption, alt, id or f"fig-{name}"))
 
@@ -170,7 +219,7 @@ class Renderer:
             """All frames of a figure series (one per epoch, say), with a slider when JavaScript runs."""
             names = [n for n in self.figures if n.startswith(name + "/")]
             if not names:
-                raise UserError(f"{page.source}: frames({name!r}): no figure series of that name.")
+                raise UserError(f"frames({name!r}): no figure series of that name.")
             names.sort(key=lambda n: self.figures[n].get("frame", 0))
             items = "\n".join(self._figure_html(self.figures[n], url, None, None, None,
                                                 extra=f' data-frame="{self.figures[n].get("frame_label", "")}"')
@@ -225,11 +274,18 @@ class Renderer:
         except jinja2.TemplateSyntaxError as e:
             raise UserError(f"{page.source}, line {e.lineno}: {e.message}. Fix the placeholder "
                             "({{ ... }} or {% ... %}) on that line.") from None
-        except (jinja2.UndefinedError, TypeError, KeyError, AttributeError) as e:
+        except UserError as e:
+            line = _template_line(e)
+            raise UserError(f"{page.source}{f', line {line}' if line else ''}: {e}") from None
+        except SecurityError as e:
+            line = _template_line(e)
+            raise UserError(f"{page.source}{f', line {line}' if line else ''}: {e}; chapters may use the "
+                            "chapter context and helpers only.") from None
+        except Exception as e:  # anything a placeholder can raise: 1/0, a missing key, a wrong type
             line = _template_line(e)
             where = f", line {line}" if line else ""
-            raise UserError(f"{page.source}{where}: {e}. Check the placeholder's name against "
-                            "the chapter context (see report/context.py).") from None
+            raise UserError(f"{page.source}{where}: {type(e).__name__}: {e}. Check the placeholder on that "
+                            "line against the chapter context (see report/context.py).") from None
         md = markdown.Markdown(extensions=MARKDOWN_EXTENSIONS, extension_configs=MARKDOWN_CONFIG)
         body = md.convert(text)
         url = lambda name: relative_url(page.dest, "math/" + name)

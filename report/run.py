@@ -9,25 +9,25 @@ that fails to load is reported, deleted and trained again, never trusted.
 """
 
 import json
-import os
-import shutil
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from cnn.atomic import atomic_folder
 from cnn.errors import UserError
 from cnn.model import Sequential, default_cnn
 from cnn.train import History, fit
 
-from .config import digest, source_hash
+from .config import CACHE_MARKER, digest, source_hash
 
-FORMAT = 1
+FORMAT = 2  # 2: a validation split held out of the training images; History.initial
 # The code a trained run depends on; editing the explanation code (gradcam.py,
 # attribution.py, gradcheck.py) redraws the figures but does not retrain.
-TRAINING_SOURCES = ("data.py", "errors.py", "functional.py", "init.py", "layers.py", "losses.py", "model.py",
+TRAINING_SOURCES = ("atomic.py", "data.py", "errors.py", "functional.py", "init.py", "layers.py", "losses.py", "model.py",
                     "optim.py", "parallel.py", "train.py")
 
 
@@ -45,8 +45,45 @@ def run_key(config, data_checksum):
                   source_hash("cnn", names=TRAINING_SOURCES))[:20]
 
 
+class Progress:
+    """The command line's view of training: a tqdm bar on a terminal, and one line per epoch.
+
+    Pass progress.batch as fit's on_batch and progress.epoch as one of its callbacks.
+    """
+
+    def __init__(self, epochs):
+        self.epochs, self.bar = epochs, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._close()
+
+    def _close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def batch(self, epoch, done, total, loss):
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", unit="img", leave=False,
+                            file=sys.stderr, disable=not sys.stderr.isatty())
+            self._done = 0
+        self.bar.update(done - self._done)
+        self._done = done
+        self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        if done == total:
+            self._close()
+
+    def epoch(self, model, r):
+        tqdm.write(f"epoch {r.epoch}/{self.epochs}  lr {r.lr:.2g}  train loss {r.train_loss:.4f} "
+                   f"acc {r.train_accuracy:.2%}  val loss {r.val_loss:.4f} acc {r.val_accuracy:.2%}  "
+                   f"{r.seconds:.1f} s  {r.images_per_second:,.0f} img/s", file=sys.stderr)
+
+
 def train(config, data, rng, log):
-    """Train the default network on data with the configuration's recipe."""
+    """Train the default network on data with the configuration's recipe, measured on the validation split."""
     t = config.train
     model = default_cnn(rng, num_classes=len(data.class_names))
     conv_names = [l.name for l in model.layers if l.kind == "conv"]
@@ -55,11 +92,12 @@ def train(config, data, rng, log):
     def snapshot(model, record):
         snapshots[record.epoch] = {n: model.layer(n).params["weight"].copy() for n in conv_names}
 
-    log(f"training: {len(data.x_train):,} images, {t.epochs} epochs, batch {t.batch_size}, "
-        f"{t.optimizer} lr {t.lr:g}")
-    history = fit(model, t.make_optimizer(), data.x_train, data.y_train, data.x_test, data.y_test,
-                  epochs=t.epochs, batch_size=t.batch_size, rng=rng, schedule=t.make_schedule(),
-                  callbacks=[snapshot], progress=True, workers=config.jobs)
+    log(f"training: {len(data.x_train):,} images ({len(data.x_val):,} more held out for validation), "
+        f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer} lr {t.lr:g}")
+    with Progress(t.epochs) as progress:
+        history = fit(model, t.make_optimizer(), data.x_train, data.y_train, data.x_val, data.y_val,
+                      epochs=t.epochs, batch_size=t.batch_size, rng=rng, schedule=t.make_schedule(),
+                      callbacks=[snapshot, progress.epoch], on_batch=progress.batch, workers=config.jobs)
     return model, history, snapshots
 
 
@@ -74,28 +112,19 @@ def obtain_run(config, data, rng, log=print):
             return Run(model, history, snapshots, key, reused=True)
         except UserError as e:
             log(f"warning: the cached run is unusable and will be trained again: {e}")
-            shutil.rmtree(entry, ignore_errors=True)
     model, history, snapshots = train(config, data, rng, log)
     _store(entry, key, model, history, snapshots)
     return Run(model, history, snapshots, key, reused=False)
 
 
 def _store(entry, key, model, history, snapshots):
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = entry.parent / f".tmp-{key}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_folder(entry, CACHE_MARKER) as tmp:
         model.save(tmp / "model.npz")
         (tmp / "history.json").write_text(json.dumps(history.to_dict()))
         arrays = {f"{epoch}/{name}": w for epoch, ws in snapshots.items() for name, w in ws.items()}
         with open(tmp / "snapshots.npz", "wb") as f:
             np.savez(f, **arrays)
         (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, "key": key}))
-        shutil.rmtree(entry, ignore_errors=True)
-        os.replace(tmp, entry)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _load(entry, key):

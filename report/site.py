@@ -1,15 +1,22 @@
-"""The pipeline: Config -> Dataset -> Run -> analysis and figures -> pages -> site/.
+"""The pipeline: check -> Config -> Dataset -> Run -> analysis and figures -> pages -> site/.
 
-The site is written into a temporary folder beside the output folder and
-swapped in at the very end, so a build that fails or is interrupted leaves the
-previous site as it was. The run (training) and the analysis with its figures
-are cached under .cache/, keyed by everything they depend on, so a build after
-editing only content/ or templates/ goes straight to the pages.
+First the checks that need no computing: the output folder may be replaced
+(the build replaces only a folder it wrote itself, marked by SITE_MARKER), the
+chapters parse and name only sources that exist. Then the work: data, the run
+(training), the analysis with its figures -- both cached under .cache/, keyed
+by everything they depend on, so a build after editing only content/ or
+templates/ goes straight to the pages. The site is written into a temporary
+folder and swapped in at the very end (cnn/atomic.py), so a build that fails
+or is interrupted leaves the previous site as it was. One build at a time may
+write an output folder; builds sharing a cache take turns.
 """
 
+import dataclasses
+import fcntl
+import hashlib
 import json
-import os
 import platform
+import resource
 import shutil
 import time
 from contextlib import contextmanager
@@ -18,19 +25,21 @@ from pathlib import Path
 
 import numpy as np
 
+from cnn.atomic import atomic_folder, recover
 from cnn.data import load_dataset
 from cnn.errors import UserError
+from cnn.train import TrainingDiverged
 
 from . import figures, gradcam_figures
-from .config import ROOT, digest, source_hash
+from .config import CACHE_MARKER, ROOT, SITE_MARKER, TEMPLATES_DIR, digest, source_hash
 from .context import analyse, figure_inputs
 from .export import demo_indices, export_script
 from .explain import explain
-from .pages import Page, Renderer, gather_pages, pygments_css
+from .pages import Page, Renderer, check_chapters, gather_pages, pygments_css
 from .browsercheck import selftest
 from .run import log_stderr, obtain_run
 
-ARTIFACTS_FORMAT = 1
+ARTIFACTS_FORMAT = 2  # 2: every file's SHA-256 in artifacts.json
 # The code the cached analysis and figures depend on (besides the run's own, in report/run.py).
 FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "export.py", "figures.py", "gradcam_figures.py")
 MODEL_SCRIPT = "trained-model.js"  # the exported network, served as static/js/trained-model.js
@@ -47,46 +56,164 @@ class Timings(dict):
         self[name] = round(time.perf_counter() - start, 3)
 
 
-def build(config, log=log_stderr, content_dir=ROOT / "content", templates_dir=ROOT / "templates"):
-    """Build the site for config; returns the run record written to run.json."""
+def build(config, log=log_stderr, templates_dir=TEMPLATES_DIR):
+    """Build the site for config; returns the run record written to run.json.
+
+    Gather and check, compute, write: the output folder and the chapters are
+    checked before any training; the site is written into a temporary folder
+    that replaces the output folder only when everything succeeded.
+    """
     timings = Timings()
-    out = Path(config.out).resolve()
-    _recover(out, log)
-    with timings.phase("data"):
-        data_rng, train_rng, explain_rng = config.rngs()
-        dataset = load_dataset(config.dataset, config.data_dir, Path(config.cache_dir) / "data", progress=log)
-        data = dataset.subset(config.train_size, config.test_size, data_rng)
-        log(f"data: {dataset.spec.title}, {len(data.x_train):,} training and {len(data.x_test):,} test images")
-    with timings.phase("train"):
-        run = obtain_run(config, data, train_rng, log)
-    with timings.phase("figures"):
-        context, figure_entries, figure_dir, drawn = obtain_artifacts(config, run, data, explain_rng, log)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        with timings.phase("pages"):
-            pages = write_site(tmp, context, figure_entries, figure_dir, content_dir, templates_dir)
-            log(f"pages: {len(pages)} chapters, {len(context['explain']['gallery'])} gallery pages")
-        with timings.phase("browser"):
-            browser = _browser_selftest(tmp, log)
-        record = run_record(config, context, run, drawn, timings, tmp)
-        record["browser"] = browser
-        (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        _swap(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    out = Path(config.out).expanduser().resolve()
+    cache = Path(config.cache_dir).expanduser().resolve()
+    content = Path(config.content).expanduser().resolve()
+    with timings.phase("check"):
+        check_output(out, content, cache, Path(templates_dir).resolve())
+        check_cache_dir(cache)
+        pages = gather_pages(content)
+        check_chapters(pages)
+    with output_lock(out), cache_lock(cache, log):
+        for line in recover(out, SITE_MARKER):
+            log(f"output: {line}")
+        with timings.phase("data"):
+            data, config = load_data(config, cache, log)
+        with timings.phase("train"):
+            try:
+                run = obtain_run(config, data, config.rngs()["training"], log)
+            except TrainingDiverged as e:
+                raise UserError(f"{e} Lower the learning rate (--lr) and run again.") from None
+        verdict = training_verdict(run.history, len(data.class_names))
+        if not verdict["learned"]:
+            if not config.publish_failed:
+                raise UserError(f"training failed: {verdict['why']}. Nothing was published. Try a smaller "
+                                "--lr, another --optimizer or more --epochs; --publish-failed writes the "
+                                "site anyway, saying that the network did not learn.")
+            log(f"warning: training failed ({verdict['why']}); publishing anyway (--publish-failed)")
+        with timings.phase("figures"):
+            context, figure_entries, figure_dir, drawn = obtain_artifacts(config, run, data, log)
+        context["verdict"] = verdict
+        try:
+            with atomic_folder(out, SITE_MARKER) as tmp:
+                with timings.phase("pages"):
+                    write_site(tmp, pages, context, figure_entries, figure_dir, templates_dir)
+                    log(f"pages: {len(pages)} chapters, {len(context['explain']['gallery'])} gallery pages")
+                with timings.phase("browser"):
+                    browser = _browser_selftest(tmp, log)
+                record = run_record(config, context, run, drawn, timings, tmp)
+                record["browser"] = browser
+                (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        except PermissionError as e:
+            raise UserError(f"{e.filename}: permission denied; choose an --out in a folder you can write to.") from None
     log(f"site: {out} ({record['site']['files']} files, {record['site']['bytes'] / 1e6:.1f} MB), "
         f"test accuracy {100 * context['metrics']['test_accuracy']:.2f} %")
     return record
 
 
+# ---------------------------------------------------------------- checks before the work
+
+def check_output(out, content, cache, templates):
+    """Refuse an output folder that the build did not write itself, or that holds what it needs."""
+    why = None
+    if out == Path(out.anchor):
+        why = "it is the root of the file system"
+    for name, precious in (("the project", ROOT), ("the chapters folder", content),
+                           ("the cache folder", cache), ("the templates folder", templates)):
+        if why is None and (precious == out or precious.is_relative_to(out)):
+            why = f"it holds {name} ({precious})"
+        elif why is None and out.is_relative_to(precious) and precious != ROOT:
+            why = f"it is inside {name} ({precious})"
+    if why is None and out.exists() and not out.is_dir():
+        why = "it is a file, not a folder"
+    if why is None and out.is_dir() and not (out / SITE_MARKER).is_file() and any(out.iterdir()):
+        why = (f"it is a folder that build.py did not write (it has no {SITE_MARKER} file), and it "
+               "is not empty")
+    if why:
+        raise UserError(f"--out {out}: refusing to replace it: {why}. The build replaces only a "
+                        "folder it wrote itself; name a new or empty folder.")
+
+
+def check_cache_dir(cache):
+    if cache.exists() and not cache.is_dir():
+        raise UserError(f"--cache-dir {cache}: is a file; name a folder (it is created if missing).")
+
+
+@contextmanager
+def _flock(path, blocking, busy):
+    """An exclusive lock on the file `path`, held for the block; busy() is called if it must wait."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+    except OSError as e:
+        raise UserError(f"{path}: cannot be created ({e.strerror}); choose a folder you can write to.") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            busy()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def output_lock(out):
+    """Only one build writes into an output folder at a time; a second one stops with exit 2."""
+    def busy():
+        raise UserError(f"--out {out}: another build is writing this folder right now; "
+                        "wait for it to finish, or choose another --out.")
+    return _flock(out.with_name(f".{out.name}.lock"), False, busy)
+
+
+def cache_lock(cache, log):
+    """Builds that share a cache take turns: a second one waits while the first fills it."""
+    return _flock(cache / ".lock", True, lambda: log(f"waiting for another build that is using {cache} ..."))
+
+
+def load_data(config, cache, log):
+    """The dataset split as configured, and the config with every count as it was used."""
+    dataset = load_dataset(config.dataset, config.data_dir, cache / "data", progress=log)
+    n_train, n_test = len(dataset.y_train), len(dataset.y_test)
+    if config.validation >= n_train:
+        raise UserError(f"--validation {config.validation:,}: {dataset.spec.title} has {n_train:,} training "
+                        "images; hold out fewer so that some are left to train on.")
+    changes = {}
+    available = n_train - config.validation
+    for flag, name, limit in (("--train-size", "train_size", available), ("--test-size", "test_size", n_test),
+                              ("--gallery", "gallery", config.test_size or n_test),
+                              ("--faithfulness", "faithfulness", config.test_size or n_test)):
+        value = getattr(config, name)
+        if value is not None and value > limit:
+            log(f"note: {flag} {value:,} is more than the {limit:,} images there are; using {limit:,}")
+            changes[name] = limit
+    config = dataclasses.replace(config, **changes)
+    data = dataset.split(config.validation, config.train_size, config.test_size, config.rngs()["data"])
+    log(f"data: {dataset.spec.title}, {len(data.x_train):,} training, {len(data.x_val):,} validation "
+        f"and {len(data.x_test):,} test images")
+    return data, config
+
+
+def training_verdict(history, classes):
+    """Did the network learn? Not if it ends near chance or with a loss no lower than at the start."""
+    chance = 1 / classes
+    first, last = history.initial, history.epochs[-1]
+    why = []
+    if last.val_accuracy < 2 * chance:
+        why.append(f"validation accuracy {100 * last.val_accuracy:.2f} % is near chance ({100 * chance:.0f} %)")
+    if not last.val_loss < first["val_loss"]:
+        why.append(f"validation loss {last.val_loss:.4g} after {last.epoch} epochs is no lower than "
+                   f"{first['val_loss']:.4g} before training")
+    return {"learned": not why, "why": "; ".join(why), "chance": chance,
+            "initial_val_loss": first["val_loss"], "initial_val_accuracy": first["val_accuracy"]}
+
+
 # ---------------------------------------------------------------- analysis and figures
 
-def obtain_artifacts(config, run, data, rng, log):
+def obtain_artifacts(config, run, data, log):
     """(context, figure entries, folder of figure files, drawn now?) from the cache or made anew.
 
-    The context records how long its parts took when they were made
-    (context["made"]), so that run.json can report them after a cached build too.
+    Every file of a cache entry is listed in artifacts.json with its SHA-256;
+    an entry whose files do not match (a truncated figure, say) or whose record
+    is malformed is drawn again. The context records how long its parts took
+    when they were made (context["made"]), so that run.json can report them
+    after a cached build too.
     """
     code = source_hash("report", names=FIGURE_SOURCES) + source_hash("cnn", names=EXPLANATION_SOURCES)
     key = digest("artifacts", ARTIFACTS_FORMAT, run.key, code, config.gallery, config.faithfulness,
@@ -94,23 +221,19 @@ def obtain_artifacts(config, run, data, rng, log):
     entry = Path(config.cache_dir) / "artifacts" / key
     if entry.exists() and not config.retrain:
         try:
-            saved = json.loads((entry / "artifacts.json").read_text())
-            missing = [f["src"] for f in saved["figures"].values() if not (entry / f["src"]).is_file()]
-            missing += [] if (entry / MODEL_SCRIPT).is_file() else [MODEL_SCRIPT]
-            if missing:
-                raise UserError(f"missing figure files {missing[:3]}")
-            log(f"figures: reusing {len(saved['figures'])} cached figures from {entry}")
-            return saved["context"], saved["figures"], entry / "figures", False
-        except (OSError, ValueError, KeyError, UserError) as e:
+            context, entries = _load_artifacts(entry)
+            log(f"figures: reusing {len(entries)} cached figures from {entry}")
+            return context, entries, entry / "figures", False
+        except UserError as e:
             log(f"warning: the cached figures in {entry} are unusable and will be drawn again: {e}")
-            shutil.rmtree(entry, ignore_errors=True)
+    rngs = config.rngs()
     made = Timings()
     with made.phase("analysis"):
         log("analysis: evaluating the test set, gradient checks")
-        context, arrays = analyse(config, run, data, rng)
+        context, arrays = analyse(config, run, data, rngs["gradcheck"])
     with made.phase("explanations"):
         log(f"explanations: Grad-CAM of {config.gallery} gallery images, faithfulness, randomisation check")
-        context["explain"], explained = explain(config, run.model, data, arrays["proba"], rng)
+        context["explain"], explained = explain(config, run.model, data, arrays["proba"], rngs)
     with made.phase("export"):
         idx = demo_indices(data.y_test)
         script, demo = export_script(run.model, data, idx, context["explain"]["layer"], data.class_names,
@@ -120,10 +243,7 @@ def obtain_artifacts(config, run, data, rng, log):
              "confidence": float(demo["proba"][j].max())} for j, i in enumerate(idx)]}
     shared = figure_inputs(run, data, context, arrays, explained)
     shared["demo"] = {"indices": idx, **demo}
-    tmp = entry.with_name(f".tmp-{key}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
+    with atomic_folder(entry, CACHE_MARKER) as tmp:
         (tmp / MODEL_SCRIPT).write_text(script)
         log(f"figures: drawing with {config.jobs} process(es)")
         with made.phase("chapter_figures"):
@@ -131,14 +251,38 @@ def obtain_artifacts(config, run, data, rng, log):
         with made.phase("gallery_figures"):
             entries.update(figures.render_all(shared, tmp / "figures", gradcam_figures.jobs(shared), config.jobs))
         context["made"] = dict(made, **{f"explain_{k}": v for k, v in context["explain"]["timings"].items()})
-        (tmp / "artifacts.json").write_text(json.dumps({"context": context, "figures": entries},
+        files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*"))
+                 if p.is_file() and p.name != CACHE_MARKER}
+        (tmp / "artifacts.json").write_text(json.dumps({"context": context, "figures": entries, "files": files},
                                                        sort_keys=True, default=_json_default))
         context = json.loads(json.dumps(context, default=_json_default))
-        shutil.rmtree(entry, ignore_errors=True)
-        os.replace(tmp, entry)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return context, entries, entry / "figures", True
+
+
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _load_artifacts(entry):
+    """(context, figure entries) of a cache entry whose every file matches its recorded SHA-256."""
+    try:
+        saved = json.loads((entry / "artifacts.json").read_text())
+        context, entries, files = saved["context"], saved["figures"], saved["files"]
+        if not isinstance(context, dict) or not isinstance(entries, dict) or not isinstance(files, dict):
+            raise ValueError("artifacts.json is not a record of this build's artifacts")
+        for required in ("metrics", "explain", "made", "demo"):
+            if required not in context:
+                raise ValueError(f"artifacts.json has no {required!r}")
+        listed = set(files)
+        for name in [MODEL_SCRIPT] + [f"{f['src']}" for f in entries.values()]:
+            if name not in listed:
+                raise ValueError(f"{name} is not listed in artifacts.json")
+        for name, sha in files.items():
+            if _sha256(entry / name) != sha:
+                raise ValueError(f"{name} does not match the checksum recorded when it was written")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(str(e)) from None
+    return context, entries
 
 
 def _json_default(value):
@@ -156,10 +300,8 @@ def site_info(context):
     return {"title": "How a CNN learns", "dataset": ds["title"], "credit": ds["credit"]}
 
 
-def write_site(out, context, figure_entries, figure_dir, content_dir, templates_dir):
+def write_site(out, pages, context, figure_entries, figure_dir, templates_dir):
     """Every page, figure, formula and asset of the site, into the folder out."""
-    out.mkdir(parents=True)
-    pages = gather_pages(content_dir)
     chapter_context = dict(context, site=site_info(context))
     renderer = Renderer(templates_dir, chapter_context, figure_entries)
     for page in pages:
@@ -182,14 +324,16 @@ def write_site(out, context, figure_entries, figure_dir, content_dir, templates_
     for name, svg in sorted(renderer.math.files.items()):
         (out / "math" / name).write_bytes(svg)
     (out / ".nojekyll").write_text("")
-    return pages
 
 
 def run_record(config, context, run, drawn, timings, site_dir):
     files = [p for p in Path(site_dir).rglob("*") if p.is_file()]
     m = context["metrics"]
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
-        "config": config.public(),
+        "config": config.public(),  # as used, counts clamped to the data
+        "flags": list(config.flags),  # as given on the command line
         "metrics": {"test_accuracy": m["test_accuracy"], "test_loss": m["test_loss"],
                     "train_accuracy": m["train_accuracy"], "train_loss": m["train_loss"],
                     "per_class_accuracy": {r["name"]: r["accuracy"] for r in m["per_class"]},
@@ -202,7 +346,10 @@ def run_record(config, context, run, drawn, timings, site_dir):
                   "run_key": run.key},
         "timings": dict(timings, total=round(sum(timings.values()), 3)),
         "made": context["made"],  # seconds spent making the cached analysis and figures, when they were made
-        "site": {"files": len(files) + 1, "bytes": sum(p.stat().st_size for p in files)},
+        "site": {"files": len(files) + 1, "bytes": sum(p.stat().st_size for p in files)},  # run.json aside
+        "verdict": context["verdict"],
+        # peak resident memory of this process, and of the largest process it waited for
+        "memory_mb": {"main": round(self_kb / 1024, 1), "largest_child": round(children_kb / 1024, 1)},
     }
 
 
@@ -222,26 +369,3 @@ def _browser_selftest(site_dir, log):
             f"{result['ms']:.1f} ms per forward pass + Grad-CAM")
         result["passed"] = ok
     return result
-
-
-# ---------------------------------------------------------------- swapping
-
-def _swap(new, out):
-    """Replace out with new: two renames, the old site kept aside until the new one is in place."""
-    old = out.with_name(f"{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(new, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover(out, log):
-    """Put back a site left aside by a build that stopped between its two renames; drop stale temporaries."""
-    if not out.parent.exists():
-        return
-    olds = sorted(out.parent.glob(f"{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if olds and not out.exists():
-        os.replace(olds[-1], out)
-        log(f"recovered the previous site from {olds[-1].name}")
-    for stale in list(out.parent.glob(f"{out.name}.old-*")) + list(out.parent.glob(f"{out.name}.tmp-*")):
-        shutil.rmtree(stale, ignore_errors=True)

@@ -25,7 +25,7 @@ def train_default(mnist, images, lr):
     rng = np.random.default_rng(0)
     model = default_cnn(rng)
     fit(model, Adam(lr=lr), mnist.x_train[:images], mnist.y_train[:images], mnist.x_test[:64], mnist.y_test[:64],
-        epochs=1, batch_size=64, rng=rng, progress=False)
+        epochs=1, batch_size=64, rng=rng)
     return model
 
 

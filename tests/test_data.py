@@ -178,7 +178,7 @@ def test_a_download_that_fails_its_checksum_is_removed_and_reported(tmp_path, se
         load_dataset("fashion-mnist", cache_dir=cache, base_url=url)
     left = sorted(p.name for p in (cache / "fashion-mnist").iterdir())
     assert "t10k-labels-idx1-ubyte.gz" not in left
-    assert not [n for n in left if n.endswith(".part")]
+    assert not [n for n in left if ".tmp-" in n]
 
 
 def test_a_missing_file_on_the_mirror_is_reported(tmp_path, served):
@@ -237,3 +237,18 @@ def test_a_corrupt_file_in_the_cache_is_removed_and_reported(tmp_path, served):
 def test_fashion_mnist_from_a_data_dir(served):
     folder, _ = served
     assert load_dataset("fashion-mnist", data_dir=folder).x_test.shape == (10000, 1, 28, 28)
+
+
+def test_the_validation_split_is_stratified_seeded_and_apart_from_the_training_images(mnist):
+    a = mnist.split(5000, 20000, 1000, np.random.default_rng(7))
+    b = mnist.split(5000, 20000, 1000, np.random.default_rng(7))
+    np.testing.assert_array_equal(a.y_val, b.y_val)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert len(a.x_val) == 5000 and len(a.x_train) == 20000 and len(a.x_test) == 1000
+    share = np.bincount(a.y_val, minlength=10) / 5000
+    np.testing.assert_allclose(share, np.bincount(mnist.y_train, minlength=10) / 60000, atol=2e-4)
+    val = {v.tobytes() for v in a.x_val}
+    assert not any(x.tobytes() in val for x in a.x_train[:2000])  # no validation image is trained on
+    whole = mnist.split(5000, None, None, np.random.default_rng(7))
+    assert len(whole.x_train) == 55000 and len(whole.x_test) == 10000
+    np.testing.assert_array_equal(whole.y_val, a.y_val)  # the held-out images do not depend on --train-size

@@ -66,7 +66,7 @@ def _train_steps(workers, batch, images=7):
     model = default_cnn(rng)
     model.layers.insert(-1, Dropout(0.3, rng=rng))
     fit(model, SGD(lr=0.05, momentum=0.9), mnist.x_train[:images], mnist.y_train[:images],
-        mnist.x_test[:3], mnist.y_test[:3], epochs=1, batch_size=batch, rng=rng, progress=False,
+        mnist.x_test[:3], mnist.y_test[:3], epochs=1, batch_size=batch, rng=rng,
         workers=workers)
     return model.state()
 

@@ -12,15 +12,15 @@ from cnn.train import History, TrainingDiverged, fit
 
 def test_default_net_learns_mnist_in_one_epoch_of_2000_images(mnist):
     rng = np.random.default_rng(0)
-    small = mnist.subset(2000, 1000, rng)
+    small = mnist.split(1000, 2000, 10, rng)
     model = default_cnn(rng)
     snapshots = []
-    history = fit(model, Adam(lr=2e-3), small.x_train, small.y_train, small.x_test, small.y_test,
-                  epochs=1, batch_size=32, rng=rng, progress=False, log_every=10,
+    history = fit(model, Adam(lr=2e-3), small.x_train, small.y_train, small.x_val, small.y_val,
+                  epochs=1, batch_size=32, rng=rng, log_every=10,
                   callbacks=[lambda m, rec: snapshots.append((rec.epoch, m.layer("conv1").params["weight"].copy()))])
     record = history.epochs[0]
     assert record.val_accuracy > 0.90
-    assert model.evaluate(small.x_test, small.y_test).accuracy == record.val_accuracy
+    assert model.evaluate(small.x_val, small.y_val).accuracy == record.val_accuracy
     assert np.array(record.confusion).sum() == 1000
     assert record.images_per_second > 0 and record.seconds > 0
     assert len(history.steps) == 63 // 10  # 63 batches of 32, a point every 10
@@ -34,7 +34,7 @@ def test_training_is_reproducible_from_the_seed(mnist):
         rng = np.random.default_rng(7)
         model = default_cnn(rng)
         fit(model, SGD(lr=0.05, momentum=0.9), mnist.x_train[:512], mnist.y_train[:512],
-            mnist.x_test[:100], mnist.y_test[:100], epochs=1, batch_size=64, rng=rng, progress=False)
+            mnist.x_test[:100], mnist.y_test[:100], epochs=1, batch_size=64, rng=rng)
         return model.state()
 
     a, b = run(), run()
@@ -47,25 +47,42 @@ def test_history_round_trips_through_json(mnist):
     rng = np.random.default_rng(0)
     model = default_cnn(rng)
     h = fit(model, Adam(), mnist.x_train[:128], mnist.y_train[:128], mnist.x_test[:64], mnist.y_test[:64],
-            epochs=2, batch_size=64, rng=rng, progress=False, log_every=1)
+            epochs=2, batch_size=64, rng=rng, log_every=1)
     again = History.from_dict(json.loads(json.dumps(h.to_dict())))
     assert again == h
     assert [e.epoch for e in h.epochs] == [1, 2]
 
 
-def test_a_diverging_loss_stops_with_advice(mnist):
+def test_a_diverging_loss_stops_with_the_facts(mnist):
     rng = np.random.default_rng(0)
     model = default_cnn(rng)
-    with pytest.raises(TrainingDiverged, match="loss became .*Lower the learning rate") as err:
+    with pytest.raises(TrainingDiverged, match=r"loss became .* epoch 1, batch \d+ of 8, at learning rate 1e\+30") as err:
         fit(model, SGD(lr=1e30), mnist.x_train[:512], mnist.y_train[:512], mnist.x_test[:10],
-            mnist.y_test[:10], epochs=1, batch_size=64, rng=rng, progress=False)
+            mnist.y_test[:10], epochs=1, batch_size=64, rng=rng)
     assert isinstance(err.value, UserError)
+    assert "--" not in str(err.value)  # cnn/ states the fact; the command line adds the advice
 
 
-def test_progress_is_one_plain_line_per_epoch_when_not_a_terminal(mnist, capsys):
+def test_fit_reports_each_batch_and_prints_nothing(mnist, capsys):
     rng = np.random.default_rng(0)
-    fit(default_cnn(rng), Adam(), mnist.x_train[:128], mnist.y_train[:128], mnist.x_test[:32],
-        mnist.y_test[:32], epochs=2, batch_size=64, rng=rng, progress=True)
+    seen = []
+    history = fit(default_cnn(rng), Adam(), mnist.x_train[:130], mnist.y_train[:130], mnist.x_test[:32],
+                  mnist.y_test[:32], epochs=2, batch_size=64, rng=rng,
+                  on_batch=lambda epoch, done, total, loss: seen.append((epoch, done, total)))
+    assert seen == [(1, 64, 130), (1, 128, 130), (1, 130, 130), (2, 64, 130), (2, 128, 130), (2, 130, 130)]
+    assert capsys.readouterr().err == ""
+    assert set(history.initial) == {"val_loss", "val_accuracy"}
+    assert history.initial["val_loss"] > history.epochs[-1].val_loss
+
+
+def test_the_command_line_progress_is_one_plain_line_per_epoch_when_not_a_terminal(mnist, capsys):
+    from report.run import Progress
+
+    rng = np.random.default_rng(0)
+    with Progress(epochs=2) as progress:
+        fit(default_cnn(rng), Adam(), mnist.x_train[:128], mnist.y_train[:128], mnist.x_test[:32],
+            mnist.y_test[:32], epochs=2, batch_size=64, rng=rng, on_batch=progress.batch,
+            callbacks=[progress.epoch])
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("epoch 1/2") and "img/s" in lines[0]
