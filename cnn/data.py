@@ -54,6 +54,9 @@ class DatasetSpec:
     sha256: dict  # file name -> SHA-256 of the uncompressed IDX content
     mirror: str = ""  # base URL to download from; "" means bundled only
     credit: str = ""
+    noun: str = "image"  # what one image shows, for sentences: "digit", "item of clothing"
+    nouns: str = "images"
+    drawn: bool = False  # True when a reader could draw one by hand (a digit; not a coat)
 
 
 MNIST = DatasetSpec(
@@ -67,6 +70,7 @@ MNIST = DatasetSpec(
         "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     },
     credit="MNIST by Yann LeCun, Corinna Cortes and Christopher J. C. Burges, CC BY-SA 3.0",
+    noun="digit", nouns="digits", drawn=True,
 )
 
 # The content hashes were measured on the files of Debian's dataset-fashion-mnist
@@ -85,6 +89,7 @@ FASHION_MNIST = DatasetSpec(
     },
     mirror="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     credit="Fashion-MNIST by Han Xiao, Kashif Rasul and Roland Vollgraf (Zalando Research), MIT licence",
+    noun="item of clothing", nouns="items of clothing",
 )
 
 DATASETS = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}

@@ -136,6 +136,8 @@ def conv2d_backward(dout, cache, need_dx=True):
     _, oh, ow, _ = dh.shape
     dmat = dh.reshape(n * oh * ow, f)  # (N*OH*OW, F)
     dw = (cols.T @ dmat).reshape(kh, kw, c, f).transpose(3, 2, 0, 1)  # (F, C, KH, KW)
+    # the column sums of a tall matrix as a product with a row of ones: one BLAS call,
+    # several times faster here than dmat.sum(axis=0), and the same sum
     db = np.ones(len(dmat), dtype=dmat.dtype) @ dmat  # (F,)
     if not need_dx:
         return None, np.ascontiguousarray(dw), db
@@ -250,6 +252,35 @@ def leaky_relu_backward(dout, cache):
     return dout * (positive * dout.dtype.type(1 - slope) + dout.dtype.type(slope))
 
 
+def sigmoid_forward(x):
+    """1 / (1 + exp(-x)), written as (1 + tanh(x / 2)) / 2 so that no exp overflows."""
+    half = x.dtype.type(0.5)
+    out = half * (1 + np.tanh(half * x))
+    return out, out
+
+
+def sigmoid_backward(dout, out):
+    """dx = dout * s * (1 - s), with s the forward output."""
+    return dout * out * (1 - out)
+
+
+def tanh_forward(x):
+    out = np.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, out):
+    """dx = dout * (1 - tanh(x)^2), from the forward output."""
+    return dout * (1 - out * out)
+
+
+def dropout2d_mask(rng, shape, p, dtype):
+    """(N, C, 1, 1) inverted-dropout scales: 0 for a dropped channel, 1 / (1 - p) for a kept one."""
+    n, c = shape[:2]
+    keep = rng.random((n, c, 1, 1), dtype=np.float32) >= p
+    return keep * dtype.type(1 / (1 - p))
+
+
 # ---------------------------------------------------------------- dense
 
 def dense_forward(x, w, b):
@@ -262,7 +293,7 @@ def dense_forward(x, w, b):
 def dense_backward(dout, cache, need_dx=True):
     x, w = cache
     dw = x.T @ dout  # (D, M)
-    db = np.ones(len(dout), dtype=dout.dtype) @ dout  # (M,)
+    db = np.ones(len(dout), dtype=dout.dtype) @ dout  # (M,) column sums, as in conv2d_backward
     dx = dout @ w.T if need_dx else None  # (N, D)
     return dx, dw, db
 
@@ -287,7 +318,7 @@ def batchnorm_forward(x, gamma, beta, eps, mean=None, var=None, allsum=_local):
     never stored: the cache keeps x - mean and 1/std, and backward folds them in.
     """
     batch = mean is None
-    ones = np.ones(len(x), dtype=x.dtype)
+    ones = np.ones(len(x), dtype=x.dtype)  # ones @ a: the column sums of a, as one BLAS call
     m = len(x)
     if batch:
         m = int(allsum(np.array(len(x))))  # rows in the whole batch

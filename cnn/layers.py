@@ -152,6 +152,34 @@ class LeakyReLU(Layer):
         return dict(slope=self.slope)
 
 
+class Sigmoid(Layer):
+    kind = "sigmoid"
+
+    def forward(self, x, training=False):
+        out, self.cache = F.sigmoid_forward(x)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.sigmoid_backward(dout, self.cache)
+
+    def describe(self):
+        return "Sigmoid"
+
+
+class Tanh(Layer):
+    kind = "tanh"
+
+    def forward(self, x, training=False):
+        out, self.cache = F.tanh_forward(x)
+        return out
+
+    def backward(self, dout, need_dx=True):
+        return F.tanh_backward(dout, self.cache)
+
+    def describe(self):
+        return "Tanh"
+
+
 class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W) in C, H, W order."""
 
@@ -226,6 +254,24 @@ class Dropout(Layer):
         return f"Dropout(p={self.p})"
 
 
+class Dropout2D(Dropout):
+    """Spatial dropout (Tompson et al. 2015, arXiv:1411.4280): in training, drop whole channels of
+    (N, C, H, W) maps with probability p and scale the kept ones by 1/(1-p). Neighbouring pixels of a
+    map are strongly correlated, so dropping single pixels would hardly remove any information."""
+
+    kind = "dropout2d"
+
+    def forward(self, x, training=False):
+        if not training or self.p == 0:
+            self.cache = None
+            return x
+        self.cache = F.dropout2d_mask(self.rng, x.shape, self.p, x.dtype)  # (N, C, 1, 1)
+        return x * self.cache
+
+    def describe(self):
+        return f"Dropout2D(p={self.p})"
+
+
 class BatchNorm1D(Layer):
     """Batch normalisation (Ioffe and Szegedy 2015, arXiv:1502.03167) of (N, C) features.
 
@@ -292,5 +338,5 @@ class BatchNorm2D(BatchNorm1D):
         return F.to_nchw(dx.reshape(n, h, w, c))
 
 
-LAYER_TYPES = {cls.__name__: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, ReLU, LeakyReLU, Flatten,
-                                              Dense, Dropout, BatchNorm1D, BatchNorm2D)}
+LAYER_TYPES = {cls.__name__: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, ReLU, LeakyReLU, Sigmoid, Tanh,
+                                              Flatten, Dense, Dropout, Dropout2D, BatchNorm1D, BatchNorm2D)}

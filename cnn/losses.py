@@ -1,4 +1,6 @@
-"""The loss: softmax and cross-entropy, fused so that the gradient is simply (p - y) / N.
+"""The losses: softmax with cross-entropy, and the mean squared error.
+
+Softmax and cross-entropy are fused so that the gradient is simply (p - y) / N.
 
 For logits z of one image and its label y, p = softmax(z) and
     loss = -log p_y = -z_y + log sum_k exp(z_k),
@@ -33,3 +35,13 @@ def softmax_cross_entropy(logits, labels):
     dlogits[rows, labels] -= 1
     dlogits /= n
     return float(loss), dlogits
+
+
+def mean_squared_error(pred, target):
+    """Mean over every entry of (pred - target)^2, and its gradient.
+
+    pred, target: same shape (N, ...)  ->  loss (float), dpred = 2 (pred - target) / pred.size
+    For classification, pass target = one-hot rows (np.eye(K)[labels]).
+    """
+    diff = pred - target
+    return float(np.mean(diff * diff)), diff * (pred.dtype.type(2) / diff.size)

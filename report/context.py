@@ -104,6 +104,7 @@ def analyse(config, run, data, rng):
     test_counts = np.bincount(y, minlength=k)
     context = {
         "dataset": {"name": data.spec.name, "title": data.spec.title, "credit": data.spec.credit,
+                    "nouns": {"singular": data.spec.noun, "plural": data.spec.nouns}, "drawn": data.spec.drawn,
                     "class_names": list(data.class_names), "train_size": len(data.x_train),
                     "test_size": len(data.x_test), "image_shape": list(data.x_train.shape[1:]),
                     "train_counts": train_counts.tolist(), "test_counts": test_counts.tolist(),

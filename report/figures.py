@@ -12,6 +12,7 @@ builder, so the arrays are shared rather than copied.
 """
 
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 import signal
 from pathlib import Path
 
@@ -520,10 +521,11 @@ def render_all(shared, out_dir, job_list, jobs_count=2):
     _SHARED.update(shared)
     work = [(fn, args, out_dir) for fn, args in job_list]
     if jobs_count > 1:
-        # the workers ignore Ctrl-C: the main process alone stops the build, with one message
-        with multiprocessing.get_context("fork").Pool(jobs_count, initializer=signal.signal,
-                                                      initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-            results = pool.map(_run, work, chunksize=1)
+        # The workers ignore Ctrl-C: the main process alone stops the build, with one message. A
+        # worker that dies makes the executor raise BrokenProcessPool (multiprocessing.Pool would wait forever).
+        with ProcessPoolExecutor(jobs_count, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+            results = list(pool.map(_run, work))
     else:
         results = [_run(w) for w in work]
     entries = {}

@@ -44,7 +44,7 @@ ARTIFACTS_FORMAT = 2  # 2: every file's SHA-256 in artifacts.json
 FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "export.py", "figures.py", "gradcam_figures.py")
 MODEL_SCRIPT = "trained-model.js"  # the exported network, served as static/js/trained-model.js
 EXPLANATION_SOURCES = ("attribution.py", "gradcam.py", "gradcheck.py")
-PACKAGES = ["numpy", "threadpoolctl", "tqdm", "matplotlib", "jinja2", "markdown", "pymdown-extensions",
+PACKAGES = ["numpy", "threadpoolctl", "tqdm", "matplotlib", "pillow", "jinja2", "markdown", "pymdown-extensions",
             "pygments"]
 
 
@@ -72,7 +72,7 @@ def build(config, log=log_stderr, templates_dir=TEMPLATES_DIR):
         check_cache_dir(cache)
         pages = gather_pages(content)
         check_chapters(pages)
-    with output_lock(out), cache_lock(cache, log):
+    with output_lock(out, cache), cache_lock(cache, log):
         for line in recover(out, SITE_MARKER):
             log(f"output: {line}")
         with timings.phase("data"):
@@ -154,12 +154,17 @@ def _flock(path, blocking, busy):
         yield
 
 
-def output_lock(out):
-    """Only one build writes into an output folder at a time; a second one stops with exit 2."""
+def output_lock(out, cache):
+    """Only one build writes into an output folder at a time; a second one stops with exit 2.
+
+    The lock file lives in the cache (nothing is added beside the site); builds
+    with different caches cannot harm each other's temporary folders either,
+    since a build removes only those of processes that are no longer running."""
     def busy():
         raise UserError(f"--out {out}: another build is writing this folder right now; "
                         "wait for it to finish, or choose another --out.")
-    return _flock(out.with_name(f".{out.name}.lock"), False, busy)
+    name = hashlib.sha256(str(out).encode()).hexdigest()[:16]
+    return _flock(cache / "locks" / f"out-{name}.lock", False, busy)
 
 
 def cache_lock(cache, log):

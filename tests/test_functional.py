@@ -7,7 +7,7 @@ from cnn import functional as F
 from cnn.losses import softmax_cross_entropy
 from cnn.layers import Conv2D, ReLU
 
-from . import oracles
+from cnn import reference as oracles
 
 
 @pytest.mark.parametrize("n,c,h,w,f,k,stride,pad", [

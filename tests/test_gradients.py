@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from cnn.gradcheck import check_layer, check_model, relative_error
-from cnn.layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten,
-                        LeakyReLU, MaxPool2D, ReLU)
+from cnn.layers import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Dropout2D, Flatten,
+                        LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh)
+from cnn.losses import mean_squared_error
 from cnn.model import Sequential, default_cnn
 
 TOL = 1e-6
@@ -45,7 +46,8 @@ def test_pooling_gradients(rng, pool, shape, k, stride):
 
 
 @pytest.mark.parametrize("shape", [(1, 7), (3, 4, 5, 5), (2, 3, 3)])
-@pytest.mark.parametrize("layer", [ReLU(), LeakyReLU(0.1)], ids=["relu", "leakyrelu"])
+@pytest.mark.parametrize("layer", [ReLU(), LeakyReLU(0.1), Sigmoid(), Tanh()],
+                         ids=["relu", "leakyrelu", "sigmoid", "tanh"])
 def test_activation_gradients(rng, layer, shape):
     x = rng.standard_normal(shape)
     x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink, where there is no derivative
@@ -89,6 +91,46 @@ def test_batchnorm1d_gradients(rng, shape, training):
 @pytest.mark.parametrize("shape", [(4, 6), (2, 3, 5, 5), (1, 10)])
 def test_dropout_gradients(rng, shape):
     assert_all_small(check_layer(Dropout(0.4, rng=rng), rng.standard_normal(shape), rng))
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (1, 2, 3, 3), (2, 1, 1, 1), (3, 6, 4, 2)])
+def test_dropout2d_gradients(rng, shape):
+    assert_all_small(check_layer(Dropout2D(0.4, rng=rng), rng.standard_normal(shape), rng))
+
+
+def test_dropout2d_drops_whole_channels_and_keeps_the_mean(rng):
+    layer = Dropout2D(0.3, rng=np.random.default_rng(0))
+    x = np.ones((400, 8, 5, 5), dtype=np.float32)
+    out = layer.forward(x, training=True)
+    per_channel = out.reshape(400, 8, -1)
+    assert (per_channel.min(axis=2) == per_channel.max(axis=2)).all()  # a channel is kept or dropped whole
+    assert set(np.unique(out)) == {0, np.float32(1 / 0.7)}
+    assert abs((out == 0).reshape(400, 8, -1)[:, :, 0].mean() - 0.3) < 0.03
+    assert abs(out.mean() - 1) < 0.05
+    assert layer.forward(x) is x  # evaluation: the identity
+
+
+def test_sigmoid_does_not_overflow_and_matches_its_definition():
+    x = np.array([-1000.0, -3.0, 0.0, 2.0, 1000.0])
+    out = Sigmoid().forward(x)
+    with np.errstate(over="ignore"):
+        expected = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (4, 10), (2, 3, 2)])
+def test_mean_squared_error_gradient(rng, shape):
+    pred, target = rng.standard_normal(shape), rng.standard_normal(shape)
+    loss, grad = mean_squared_error(pred, target)
+    assert loss == pytest.approx(((pred - target) ** 2).mean())
+    eps, numeric = 1e-6, np.empty(pred.size)
+    for i in range(pred.size):
+        plus, minus = pred.copy().reshape(-1), pred.copy().reshape(-1)
+        plus[i] += eps
+        minus[i] -= eps
+        numeric[i] = (mean_squared_error(plus.reshape(shape), target)[0]
+                      - mean_squared_error(minus.reshape(shape), target)[0]) / (2 * eps)
+    assert relative_error(grad, numeric) < TOL
 
 
 def test_check_layer_catches_a_wrong_gradient(rng):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cnn.errors import UserError
-from cnn.layers import BatchNorm1D, Dense, Dropout, ReLU
+from cnn.layers import BatchNorm1D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from cnn.model import Sequential, default_cnn
 
 from .conftest import train_default
@@ -132,3 +132,17 @@ def test_dropout_model_round_trips_and_is_identity_in_evaluation(tmp_path, rng):
     loaded = Sequential.load(tmp_path / "m.npz")
     np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
     assert not np.array_equal(model.forward(x, training=True), model.forward(x))
+
+
+def test_the_seed_layers_are_saved_loaded_and_summarised(tmp_path, rng, mnist):
+    from cnn.layers import Dropout2D, Sigmoid, Tanh
+
+    model = Sequential([Conv2D(1, 4, 3, padding=1, rng=rng), Tanh(), Dropout2D(0.25, rng=rng), MaxPool2D(2),
+                        Flatten(), Dense(4 * 14 * 14, 10, rng=rng), Sigmoid()])
+    summary = model.summary()
+    for name in ("Tanh", "Dropout2D(p=0.25)", "Sigmoid"):
+        assert name in summary
+    model.save(tmp_path / "m.npz")
+    again = Sequential.load(tmp_path / "m.npz")
+    assert [l.describe() for l in again.layers] == [l.describe() for l in model.layers]
+    np.testing.assert_array_equal(again.predict_proba(mnist.x_test[:5]), model.predict_proba(mnist.x_test[:5]))

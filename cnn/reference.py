@@ -1,9 +1,16 @@
-"""Naive loop versions of the kernels: slow, obviously right, used only as test oracles."""
+"""Readable loop versions of the kernels: slow, obviously right.
+
+Each function computes, one output value at a time, what its fast counterpart
+in functional.py computes with im2col and matrix products. The tutorial shows
+them side by side, and the tests use these as the oracle for the fast ones.
+Never on the training path.
+"""
 
 import numpy as np
 
 
 def conv2d(x, w, b, stride, pad):
+    """x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) -> (N, F, OH, OW), one window at a time."""
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
     xp = np.zeros((n, c, h + 2 * pad, wd + 2 * pad), dtype=x.dtype)
@@ -37,6 +44,7 @@ def maxpool2d(x, k, stride):
 
 
 def maxpool2d_backward(dout, argmax, x_shape):
+    """Each output's gradient, added to the input pixel that was its window's first maximum."""
     dx = np.zeros(x_shape, dtype=dout.dtype)
     n, c, oh, ow = dout.shape
     for i in range(n):
@@ -49,6 +57,7 @@ def maxpool2d_backward(dout, argmax, x_shape):
 
 
 def avgpool2d(x, k, stride):
+    """The mean of each k x k window, every image and channel at once."""
     n, c, h, w = x.shape
     oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
     out = np.zeros((n, c, oh, ow), dtype=np.float64)
