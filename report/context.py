@@ -1,6 +1,6 @@
 """What the chapters can say: numbers and tables measured on this build's run.
 
-``analyse`` runs the trained network over the test set and a few chosen digits
+``analyse`` runs the trained network over the test set and a few chosen images
 and returns a JSON-able dict -- the chapters read it through their {{ }}
 placeholders -- plus the arrays the figures are drawn from. Nothing here is
 typed in by hand: every value is computed from the run and the data.
@@ -91,7 +91,7 @@ def analyse(config, run, data, rng):
     # the test set, touched once: here, after training, with the final weights
     test_loss = float(-np.log(np.maximum(proba[np.arange(len(y)), y], np.finfo(proba.dtype).tiny)).mean())
 
-    # the first test digit of each of the first classes, for the layers chapter
+    # the first test image of each of the first classes, for the layers chapter
     showcase = [int(np.flatnonzero(y == c)[0]) for c in range(min(SHOWCASE_COUNT, k))]
     example = _conv_example(model, data.x_test, showcase[0])
     grad_rows = check_model(model, rng, batch=2, max_entries=24)

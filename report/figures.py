@@ -203,7 +203,7 @@ def conv_example(out_dir):
     ax = axes[0]
     ax.imshow(image, cmap=INK, vmin=0, vmax=1)
     ax.add_patch(Rectangle((j - p - 0.5, i - p - 0.5), k, k, fill=False, ec=C_ACCENT, lw=1.6))
-    ax.set_title(f"test digit #{ex['digit_index']}\nwindow at ({i}, {j})")
+    ax.set_title(f"test image #{ex['digit_index']}\nwindow at ({i}, {j})")
     _blank(ax)
     for ax, values, title, cm in ((axes[1], patch, "the 3x3 patch", INK),
                                   (axes[2], kernel, f"kernel {ex['channel']} of conv1", DIVERGING),
@@ -220,7 +220,7 @@ def conv_example(out_dir):
     _blank(ax)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return _entry(fig, out_dir, "conv-example",
-                  f"Kernel {ex['channel']} of the first layer over test digit #{ex['digit_index']}: the 3x3 patch at "
+                  f"Kernel {ex['channel']} of the first layer over test image #{ex['digit_index']}: the 3x3 patch at "
                   f"row {i}, column {j}, the kernel's weights, their products, which sum to {ex['sum']:.3f}; "
                   f"with the bias {ex['bias']:.3f} the output there is {ex['output']:.3f}, the brightest point of "
                   f"the output map.",
@@ -250,7 +250,7 @@ def conv_slide(out_dir, step):
     a2.set_title(f"output there: {full[i, j]:.3f}")
     _blank(a2)
     return _entry(fig, out_dir, f"conv-slide/{step}",
-                  f"Kernel {ex['channel']} at row {i}, column {j} of test digit #{ex['digit_index']}: the output "
+                  f"Kernel {ex['channel']} at row {i}, column {j} of test image #{ex['digit_index']}: the output "
                   f"there is {full[i, j]:.3f}; the output map is filled in up to that position.",
                   f"The window of kernel {ex['channel']} moving along row {i}: every position gives one value of "
                   "the output map, in reading order.",
@@ -276,12 +276,12 @@ def conv_im2col(out_dir):
     ax.set_xlabel(f"output position (row x 28 + column): {cols.shape[0]} columns here, one per window")
     ax.set_ylabel("offset in\nthe 3x3 window")
     ax.set_yticks(range(k * k))
-    ax.set_title(f"im2col of digit #{ex['digit_index']}, transposed: the red line is the window at "
+    ax.set_title(f"im2col of test image #{ex['digit_index']}, transposed: the red line is the window at "
                  f"({ex['row']}, {ex['col']}), position {row}")
     return _entry(fig, out_dir, "conv-im2col",
-                  f"The im2col matrix of the digit drawn as an image: {cols.shape[0]} windows side by side, each a "
-                  f"column of {cols.shape[1]} pixel values; the stroke shows up as dark bands.",
-                  "Every 3x3 window of the padded digit, laid side by side. Multiplying this matrix by the kernels "
+                  f"The im2col matrix of the image drawn as a picture: {cols.shape[0]} windows side by side, each a "
+                  f"column of {cols.shape[1]} pixel values; its bright pixels show up as dark bands.",
+                  "Every 3x3 window of the padded image, laid side by side. Multiplying this matrix by the kernels "
                   "computes every output of the layer in one product.")
 
 
@@ -409,10 +409,10 @@ def activations(out_dir, digit, block):
     label = _SHARED["class_names"][_SHARED["y_test"][index]]
     shape = acts[names[0]].shape
     return _entry(fig, out_dir, f"acts-{digit}-{block}",
-                  f"Feature maps of test digit #{index} (a {label}) in block {block + 1}: the first {channels} "
+                  f"Feature maps of test image #{index} (a {label}) in block {block + 1}: the first {channels} "
                   f"channels of {', '.join(names)}, each {shape[1]}\u00d7{shape[2]}, red for positive values, blue "
                   "for negative ones, white for zero.",
-                  f"Block {block + 1}, layer by layer, for test digit #{index} ({label}): the first {channels} "
+                  f"Block {block + 1}, layer by layer, for test image #{index} ({label}): the first {channels} "
                   "channels. Red is positive, blue negative, white zero; each column (one channel) has one colour "
                   "scale, so the rows can be compared.")
 

@@ -279,7 +279,7 @@ class Renderer:
             raise UserError(f"{page.source}{f', line {line}' if line else ''}: {e}") from None
         except SecurityError as e:
             line = _template_line(e)
-            raise UserError(f"{page.source}{f', line {line}' if line else ''}: {e}; chapters may use the "
+            raise UserError(f"{page.source}{f', line {line}' if line else ''}: {str(e).rstrip('.')}; chapters may use the "
                             "chapter context and helpers only.") from None
         except Exception as e:  # anything a placeholder can raise: 1/0, a missing key, a wrong type
             line = _template_line(e)

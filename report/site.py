@@ -44,6 +44,8 @@ ARTIFACTS_FORMAT = 2  # 2: every file's SHA-256 in artifacts.json
 FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "export.py", "figures.py", "gradcam_figures.py")
 MODEL_SCRIPT = "trained-model.js"  # the exported network, served as static/js/trained-model.js
 EXPLANATION_SOURCES = ("attribution.py", "gradcam.py", "gradcheck.py")
+# cnn/ files that nothing cached depends on: read by the tests, and by source() when the pages are written
+UNCACHED_SOURCES = ("reference.py",)
 PACKAGES = ["numpy", "threadpoolctl", "tqdm", "matplotlib", "pillow", "jinja2", "markdown", "pymdown-extensions",
             "pygments"]
 
@@ -307,7 +309,8 @@ def site_info(context):
 
 def write_site(out, pages, context, figure_entries, figure_dir, templates_dir):
     """Every page, figure, formula and asset of the site, into the folder out."""
-    chapter_context = dict(context, site=site_info(context))
+    nouns = context["dataset"]["nouns"]
+    chapter_context = dict(context, site=site_info(context), noun=nouns["singular"], nouns=nouns["plural"])
     renderer = Renderer(templates_dir, chapter_context, figure_entries)
     for page in pages:
         renderer.render_chapter(page, pages)

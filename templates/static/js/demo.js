@@ -185,7 +185,7 @@
   function render() {
     const names = net.classes;
     if (!current) {
-      said.textContent = "Draw a digit in the box, or load a test digit.";
+      said.textContent = page.dataset.prompt;
       paint(view, overlay(new Float32Array(SIZE * SIZE), null));
       paint(camView, overlay(new Float32Array(SIZE * SIZE), null));
       bars.querySelectorAll(".bar-fill").forEach(function (b) { b.style.width = "0%"; });
