@@ -12,6 +12,8 @@ anything else (which it never touches).
 
 import os
 import shutil
+import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,14 +51,31 @@ def atomic_folder(path, marker):
     try:
         yield tmp
         old = _sibling(path, "old")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
+        with _signals_held():  # an interrupt waits until both renames are done
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
         if old.exists():
             shutil.rmtree(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def _signals_held():
+    """Hold Ctrl-C and kill signals back for the block (main thread); they arrive when it ends."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        if signal.sigpending() & held:  # it came just before: deliver it now, before anything is renamed
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _alive(pid):

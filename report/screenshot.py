@@ -1,6 +1,7 @@
 """A screenshot of a built page, taken with headless Chromium (for the README).
 
-    python -m report.screenshot [--site site] [--page training.html] [--top px] [--out .github/screenshot.png]
+    python -m report.screenshot [--site site] [--page training.html] [--top px] [--width 360] [--dark]
+                                [--out .github/screenshot.png]
 """
 
 import argparse
@@ -12,12 +13,13 @@ from pathlib import Path
 CHROMIUM = "/usr/lib/chromium/chromium"  # Debian's binary; /usr/bin/chromium is a shell wrapper
 
 
-def screenshot(page, out, width=1280, height=900, top=0):
-    """A width x height picture of page, starting `top` pixels down the page."""
+def screenshot(page, out, width=1280, height=900, top=0, dark=False):
+    """A width x height picture of page, starting `top` pixels down the page (in dark mode if dark)."""
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                         "--no-first-run", "--disable-background-networking", f"--user-data-dir={profile}",
                         f"--window-size={width},{height + top}", "--hide-scrollbars", f"--screenshot={out}",
+                        *(["--force-dark-mode", "--blink-settings=preferredColorScheme=0"] if dark else []),
                         Path(page).resolve().as_uri()], check=True, capture_output=True)
     if top:
         from PIL import Image
@@ -34,11 +36,12 @@ def main():
     p.add_argument("--out", default=".github/screenshot.png")
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=900)
+    p.add_argument("--dark", action="store_true", help="as a reader in dark mode sees it")
     args = p.parse_args()
     page = Path(args.site) / args.page
     if not page.is_file():
         sys.exit(f"error: {page} not found; build the site first")
-    screenshot(page, args.out, args.width, args.height, args.top)
+    screenshot(page, args.out, args.width, args.height, args.top, args.dark)
     print(args.out)
 
 
