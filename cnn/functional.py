@@ -185,7 +185,7 @@ def maxpool2d_backward(dout, cache):
     """Route each window's gradient to exactly one input: its first maximum in row-major order.
 
     On real images many windows hold several equal maxima (flat background,
-    saturated strokes); the gradient goes to the first, as in the reference
+    saturated pixels); the gradient goes to the first, as in the reference
     frameworks, never to all of them. The masks are recomputed from the input and
     the output rather than stored.
     """

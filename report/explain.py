@@ -152,15 +152,20 @@ def _blank_example(gallery, arrays):
     return best
 
 
+def _chunked(fn, x, classes, size=100):
+    """fn(images, classes) over slices of `size` images, joined: the same maps in bounded memory."""
+    return np.concatenate([fn(x[i : i + size], classes[i : i + size]) for i in range(0, len(x), size)])
+
+
 def faithfulness(model, data, proba, rng, layer, images, workers):
     """Deletion and insertion AUC of Grad-CAM, saliency, occlusion and random maps on a stratified set."""
     n = min(images, len(data.y_test))
     idx = stratified_indices(data.y_test, n, rng)
     x, c = data.x_test[idx], proba[idx].argmax(axis=1)
     maps = {
-        "Grad-CAM": grad_cam(model, x, c, layer).upsampled,
-        "saliency": saliency(model, x, c),
-        "occlusion": occlusion(model, x, c, workers=workers),
+        "Grad-CAM": _chunked(lambda xs, cs: grad_cam(model, xs, cs, layer).upsampled, x, c),
+        "saliency": _chunked(lambda xs, cs: saliency(model, xs, cs), x, c),
+        "occlusion": _chunked(lambda xs, cs: occlusion(model, xs, cs, workers=workers), x, c),
         "random": rng.random((len(idx),) + x.shape[2:]),
     }
     score = class_probability(model, c, workers=workers)
