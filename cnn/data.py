@@ -225,7 +225,9 @@ def _load_split(spec, folder, split, fix, remove_bad=False):
         if digest != spec.sha256[p.name]:
             fail([p], f"{p}: SHA-256 of its content is {digest}, expected {spec.sha256[p.name]} "
                       f"for {spec.title}.")
-    x = (images.astype(np.float32) / np.float32(255.0))[:, None, :, :]  # (N, 1, H, W)
+    x = images.astype(np.float32)
+    x /= np.float32(255.0)  # in place: one float copy of the images at a time, not two
+    x = x[:, None, :, :]  # (N, 1, H, W)
     return x, labels.astype(np.int64), digests
 
 
