@@ -12,6 +12,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from PIL import Image
 
 from .figures import (C_ACCENT, C_TEST, C_TRAIN, DIVERGING, INK, MAPS, _SHARED, _blank, _entry)
@@ -114,19 +115,28 @@ def _probabilities(out_dir, base, image, probs, item, names):
 
 
 def _feature_grid(out_dir, name, maps, cmap, label, alt, caption):
-    k = len(maps)
+    """All maps in one image: tiles of H x W in rows of 8, one pixel apart, numbered, on one colour scale.
+
+    One mosaic in one axes rather than one axes per map: the same picture, drawn many times faster."""
+    k, h, w = maps.shape
     cols = 8
     rows = -(-k // cols)
     lim = float(np.abs(maps).max()) or 1.0
     lo = -lim if cmap == DIVERGING else 0.0
+    mosaic = np.full((rows * (h + 2) - 2, cols * (w + 2) - 2), np.nan)  # NaN: the gaps between tiles
+    for j in range(k):
+        r, c = divmod(j, cols)
+        mosaic[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = maps[j]
     fig = Figure(figsize=(cols * 0.78 + 0.7, rows * 0.84 + 0.1), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for j, ax in enumerate(axes.flat):
-        _blank(ax)
-        if j < k:
-            im = ax.imshow(maps[j], cmap=cmap, vmin=lo, vmax=lim)
-            ax.set_title(str(j), fontsize=6.5, pad=2)
-    fig.colorbar(im, ax=axes, shrink=0.9, pad=0.01, aspect=30, label=label)
+    ax = fig.subplots()
+    _blank(ax)
+    im = ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=lo, vmax=lim, interpolation="nearest")
+    for j in range(k):
+        r, c = divmod(j, cols)
+        ax.text(c * (w + 2) + (w - 1) / 2, r * (h + 2) - 0.6, str(j), ha="center", va="bottom", fontsize=6.5)
+        ax.add_patch(Rectangle((c * (w + 2) - 0.5, r * (h + 2) - 0.5), w, h, fill=False, lw=0.4, ec="#8a8a8a"))
+    ax.set_ylim(rows * (h + 2) - 2.5, -2.2)
+    fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01, aspect=30, label=label)
     return _entry(fig, out_dir, name, alt, caption)
 
 
