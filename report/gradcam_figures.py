@@ -135,7 +135,8 @@ def _feature_grid(out_dir, name, maps, cmap, label, alt, caption):
         r, c = divmod(j, cols)
         ax.text(c * (w + 2) + (w - 1) / 2, r * (h + 2) - 0.6, str(j), ha="center", va="bottom", fontsize=6.5)
         ax.add_patch(Rectangle((c * (w + 2) - 0.5, r * (h + 2) - 0.5), w, h, fill=False, lw=0.4, ec="#8a8a8a"))
-    ax.set_ylim(rows * (h + 2) - 2.5, -2.2)
+    ax.set_ylim(rows * (h + 2) - 2.3, -2.2)
+    ax.set_xlim(-0.7, cols * (w + 2) - 2.3)
     fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01, aspect=30, label=label)
     return _entry(fig, out_dir, name, alt, caption)
 
