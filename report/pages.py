@@ -208,12 +208,18 @@ class Renderer:
 
     def _helpers(self, page):
         url = lambda target: relative_url(page.dest, target)
+        macros = self.site_env.get_template("macros.html").module
+
+        def one_figure(name, caption=None, alt=None, id=None, frame=None):
+            fig = self.figures[name]
+            return macros.figure(fig, url(fig["src"]), Markup(fig.get("caption", "") if caption is None else caption),
+                                 alt or fig["alt"], id, frame)
 
         def figure(name, caption=None, alt=None, id=None):
             if name not in self.figures:
                 raise UserError(f"figure({name!r}): no such figure; the figures are "
                                 f"{', '.join(sorted(self.figures))}.")
-            return Markup(self._figure_html(self.figures[name], url, caption, alt, id or f"fig-{name}"))
+            return one_figure(name, caption, alt, id or f"fig-{name}")
 
         def frames(name, label="Epoch"):
             """All frames of a figure series (one per epoch, say), with a slider when JavaScript runs."""
@@ -221,50 +227,29 @@ class Renderer:
             if not names:
                 raise UserError(f"frames({name!r}): no figure series of that name.")
             names.sort(key=lambda n: self.figures[n].get("frame", 0))
-            items = "\n".join(self._figure_html(self.figures[n], url, None, None, None,
-                                                extra=f' data-frame="{self.figures[n].get("frame_label", "")}"')
-                              for n in names)
-            return Markup(f'<div class="frames" data-label="{html.escape(label)}" id="frames-{name}">\n'
-                          f"{items}\n</div>")
+            return macros.frames(name, label, [one_figure(n, frame=self.figures[n].get("frame_label", ""))
+                                               for n in names])
 
         def source(relpath, name, summary=None, open=False):
             code, first = source_snippet(relpath, name)
-            title = summary or f"The code: <code>{html.escape(name)}</code> in <code>{html.escape(relpath)}</code>"
-            return Markup(f'<details class="code"{" open" if open else ""}><summary>{title}</summary>'
-                          f"{highlight_python(code, first)}</details>")
+            title = Markup(summary) if summary else \
+                Markup("The code: <code>{}</code> in <code>{}</code>").format(name, relpath)
+            return macros.code(title, Markup(highlight_python(code, first)), open)
 
         def link(target):
             return url(target)
 
         def gallery_grid():
             """Thumbnails of the gallery, each linking to its image's own page."""
-            explain, names = self.context["explain"], self.context["dataset"]["class_names"]
-            items = []
-            for item in explain["gallery"]:
-                thumb = self.figures[f"gallery/{item['index']}/class-{item['pred']}"]
-                verdict = f"labelled {names[item['label']]}" + ("" if item["correct"] else ": wrong")
-                href = url(f"gallery/{item['index']}.html")
-                items.append(
-                    f'<li class="{item["why"]}"><a href="{html.escape(href)}">'
-                    f'<img class="pixelated" src="{html.escape(url(thumb["src"]))}" width="112" height="112" '
-                    f'alt="Grad-CAM of test image #{item["index"]} for class {html.escape(names[item["pred"]])}">'
-                    f'<span class="says">says {html.escape(names[item["pred"]])} · {100 * item["confidence"]:.1f} %</span>'
-                    f'<span class="why">#{item["index"]}, {html.escape(verdict)}</span></a></li>')
-            return Markup('<ul class="gallery">\n' + "\n".join(items) + "\n</ul>")
+            names = self.context["dataset"]["class_names"]
+            items = [{"why": item["why"], "index": item["index"], "said": names[item["pred"]],
+                      "confidence": 100 * item["confidence"], "href": url(f"gallery/{item['index']}.html"),
+                      "src": url(self.figures[f"gallery/{item['index']}/class-{item['pred']}"]["src"]),
+                      "verdict": f"labelled {names[item['label']]}" + ("" if item["correct"] else ": wrong")}
+                     for item in self.context["explain"]["gallery"]]
+            return macros.gallery_grid(items)
 
         return dict(figure=figure, frames=frames, source=source, link=link, gallery_grid=gallery_grid)
-
-    @staticmethod
-    def _figure_html(fig, url, caption, alt, id_, extra=""):
-        caption = caption if caption is not None else fig.get("caption", "")
-        id_attr = f' id="{html.escape(id_)}"' if id_ else ""
-        if "cls" in fig:
-            extra += f' data-class="{fig["cls"]}"'
-        size = f' width="{fig["width"]}" height="{fig["height"]}"' if fig.get("width") else ""
-        pixelated = ' class="pixelated"' if fig.get("pixelated") else ""
-        return (f'<figure{id_attr}{extra}><img{pixelated} src="{html.escape(url(fig["src"]))}" '
-                f'alt="{html.escape(alt or fig["alt"])}"{size} loading="lazy">'
-                f"<figcaption>{caption}</figcaption></figure>")
 
     def render_chapter(self, page, pages):
         """Jinja2, then Markdown, then math: page.html and page.toc."""
@@ -307,17 +292,21 @@ class Renderer:
         try:
             text = self.site_env.get_template(template).render(**context)
         except jinja2.TemplateError as e:
-            line = getattr(e, "lineno", None) or _template_line(e)
+            line = getattr(e, "lineno", None) or _template_line(e, chapter=False)
             raise UserError(f"templates/{template}{f', line {line}' if line else ''}: {e}") from None
         dest = Path(out_dir) / page.dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(text, encoding="utf-8")
 
 
-def _template_line(exc):
-    """The template line an exception was raised from (Jinja2 rewrites its traceback frames)."""
+def _template_line(exc, chapter=True):
+    """The line of the chapter (or, chapter=False, of a site template) an exception was raised from.
+
+    Jinja2 rewrites its traceback frames to point at template lines; a chapter is
+    compiled from a string ("<template>"), so a frame of a macro that the chapter
+    called is not mistaken for the chapter's own line."""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename == "<template>" or frame.filename.endswith((".html", ".md")):
+        if frame.filename == "<template>" if chapter else frame.filename.endswith(".html"):
             return frame.lineno
     return None
 
