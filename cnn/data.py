@@ -187,7 +187,7 @@ def _fix_for(spec, folder, bundled, downloaded):
         return f"Restore the bundled copy with `git checkout -- {folder.name}` in {folder.parent}."
     if downloaded:
         return f"It was removed from the cache; run again to download it anew from {spec.mirror}."
-    return f"Replace it with a good copy of {spec.title}, or leave out --data-dir."
+    return f"Replace it with a good copy of {spec.title}, or read the dataset from another folder."
 
 
 def _load_split(spec, folder, split, fix, remove_bad=False):
@@ -245,7 +245,7 @@ def load_dataset(name="mnist", data_dir=None, cache_dir=None, base_url=None, pro
     if data_dir is not None:
         folder = Path(data_dir)
         if not folder.is_dir():
-            raise UserError(f"{folder}: no such folder; --data-dir must name a folder "
+            raise UserError(f"{folder}: no such folder; the data folder must be one "
                             f"holding the four {spec.title} IDX files.")
     elif not spec.mirror:
         folder, bundled = BUNDLED_DIR, True
@@ -283,7 +283,7 @@ def download_missing(spec, folder, base_url, progress=None):
 
 def fetch_verified(url, dest, sha256, timeout=60):
     """Fetch url into dest if its (uncompressed) content has the given SHA-256."""
-    by_hand = f"put the file in {dest.parent} by hand, or pass --data-dir"
+    by_hand = f"put the file in {dest.parent} by hand, or read the dataset from a folder that holds it"
     with atomic_file(dest) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
@@ -305,7 +305,7 @@ def fetch_verified(url, dest, sha256, timeout=60):
         if digest != sha256:
             raise UserError(f"{url}: the downloaded file failed its SHA-256 check (content "
                             f"{digest}, expected {sha256}) and was removed; nothing was saved "
-                            f"to {dest}. Run again later, or pass --data-dir with a verified copy.")
+                            f"to {dest}. Run again later, or read the dataset from a folder with a verified copy.")
 
 
 # ---------------------------------------------------------------- subsets

@@ -199,12 +199,12 @@ class Sequential:
         extra = sorted(set(state) - set(expected))
         if missing or extra:
             raise UserError(f"{source}: does not fit this model (missing {missing or 'nothing'}, "
-                            f"unexpected {extra or 'nothing'}). Train again with --retrain.")
+                            f"unexpected {extra or 'nothing'}).")
         for key, target in expected.items():
             value = state[key]
             if value.shape != target.shape or value.dtype.kind != "f":
                 raise UserError(f"{source}: {key} has shape {value.shape} and dtype {value.dtype}; "
-                                f"the model needs {target.shape} floats. Train again with --retrain.")
+                                f"the model needs {target.shape} floats.")
         for layer in self.layers:
             for store in (layer.params, layer.buffers):
                 for k in store:
@@ -231,7 +231,7 @@ class Sequential:
     def load(cls, path, rng=None):
         """Rebuild a saved model. rng drives any Dropout layer (default: seed 0)."""
         path = Path(path)
-        fix = "Delete it or train again with --retrain."
+        fix = "It is damaged, or was not written by Sequential.save."
         try:
             npz = np.load(path, allow_pickle=False)
             if not isinstance(npz, np.lib.npyio.NpzFile):

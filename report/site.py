@@ -181,6 +181,12 @@ def load_data(config, cache, log):
     if config.validation >= n_train:
         raise UserError(f"--validation {config.validation:,}: {dataset.spec.title} has {n_train:,} training "
                         "images; hold out fewer so that some are left to train on.")
+    classes = len(dataset.class_names)
+    for flag, value in (("--validation", config.validation), ("--train-size", config.train_size),
+                        ("--test-size", config.test_size)):
+        if value is not None and value < classes:
+            raise UserError(f"{flag} {value}: too few for {dataset.spec.title}'s {classes} classes; every split "
+                            f"needs at least one image of each class, so at least {classes}.")
     changes = {}
     available = n_train - config.validation
     for flag, name, limit in (("--train-size", "train_size", available), ("--test-size", "test_size", n_test),

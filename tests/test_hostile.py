@@ -113,6 +113,8 @@ def test_leftovers_of_a_killed_build_are_cleaned_and_nothing_else(quick_site, ca
     (["--seed", "-5"], "--seed: -5 must be 0 or more"),
     (["--jobs", "0"], "--jobs: 0 must be at least 1"),
     (["--validation", "60000"], "hold out fewer"),
+    (["--test-size", "1"], "--test-size 1: too few for MNIST's 10 classes"),
+    (["--train-size", "9"], "at least 10"),
 ])
 def test_bad_counts_exit_2_without_a_traceback(tmp_path, flags, message):
     result = build("--quick", "--out", tmp_path / "site", "--cache-dir", tmp_path / "c", *flags)
@@ -251,6 +253,8 @@ def test_source_reads_only_the_projects_python_files(tmp_path, call):
 
 @pytest.mark.parametrize("placeholder,words", [
     ("{{ 1/0 }}", ["ZeroDivisionError"]),
+    ("{{ figure('no-such-figure') }}", ["no such figure"]),
+    ("{{ frames('train-curves', label=1/0) }}", ["ZeroDivisionError"]),
     ("{{ ''.__class__.__mro__[1].__subclasses__() }}", ["unsafe"]),
     ("{{ cycler.__init__.__globals__.os.popen('id').read() }}", []),
 ])
