@@ -12,8 +12,9 @@ builder, so the arrays are shared rather than copied.
 """
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 import signal
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -38,7 +39,51 @@ MAPS = "viridis"  # activations and other signed or positive maps
 DIVERGING = "RdBu_r"  # weights: red positive, blue negative, white zero
 C_TRAIN, C_TEST, C_ACCENT = "#4c72b0", "#dd8452", "#c44e52"
 
-_SHARED = {}  # arrays for the worker processes, set before forking
+
+
+@dataclass(frozen=True)
+class FigureInputs:
+    """What the figure functions draw from, as raw values: the data, the run and the analysis.
+
+    Every figure function is fn(f: FigureInputs, out_dir, *args) -> entry (or a list of entries).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+    train_counts: np.ndarray  # (K,) images per class
+    test_counts: np.ndarray
+    summary_rows: list  # Sequential.summary_rows(): (name, description, output shape, parameters)
+    input_shape: tuple
+    conv: dict  # the worked convolution example (report/context.py)
+    conv_map: np.ndarray
+    epochs: list  # History epochs as dicts
+    steps: list
+    log_every: int
+    snapshots: dict  # epoch -> {conv layer: weights}
+    kernel_lim: float
+    acts: list  # per showcase image: {layer name: (C, H, W) activation}
+    blocks: list  # layer names of each conv block
+    showcase: list
+    final_weights: dict
+    per_class: list
+    proba: np.ndarray
+    mistake_idx: np.ndarray
+    gallery: list  # the Grad-CAM chapters and the gallery
+    gallery_arrays: dict
+    methods: dict
+    layer: str
+    blank: dict
+    faithfulness: dict
+    randomization: dict
+    randomization_maps: dict
+    randomization_images: np.ndarray
+    demo: dict = None  # the "Try it" page's test images and NumPy's answers
+
+
+_WORKER_INPUTS = None  # in a drawing process: the FigureInputs it was started with
 
 
 def _save(fig, out_dir, name):
@@ -52,7 +97,8 @@ def _save(fig, out_dir, name):
 
 def _entry(fig, out_dir, name, alt, caption, **extra):
     src, w, h = _save(fig, out_dir, name)
-    return {"src": src, "alt": pretty(alt), "caption": pretty(caption), "width": w, "height": h, **extra}
+    return {"name": name, "src": src, "alt": pretty(alt), "caption": pretty(caption), "width": w, "height": h,
+            **extra}
 
 
 def _blank(ax):
@@ -64,8 +110,8 @@ def _blank(ax):
 
 # ---------------------------------------------------------------- data
 
-def data_samples(out_dir):
-    x, y, names = _SHARED["x_train"], _SHARED["y_train"], _SHARED["class_names"]
+def data_samples(f, out_dir):
+    x, y, names = f.x_train, f.y_train, f.class_names
     k, per = len(names), 10
     fig = Figure(figsize=(per * 0.62, k * 0.66), layout="constrained")
     axes = fig.subplots(k, per)
@@ -82,8 +128,8 @@ def data_samples(out_dir):
                   f"The first {per} training images of each class, as they are stored: 28 \u00d7 28 grey levels.")
 
 
-def data_balance(out_dir):
-    tr, te, names = _SHARED["train_counts"], _SHARED["test_counts"], _SHARED["class_names"]
+def data_balance(f, out_dir):
+    tr, te, names = f.train_counts, f.test_counts, f.class_names
     fig = Figure(figsize=(6.4, 2.6), layout="constrained")
     ax = fig.subplots()
     pos = np.arange(len(names))
@@ -104,8 +150,8 @@ def data_balance(out_dir):
                   "How many images of each class there are in the training set (left axis) and the test set (right axis).")
 
 
-def data_means(out_dir):
-    x, y, names = _SHARED["x_train"], _SHARED["y_train"], _SHARED["class_names"]
+def data_means(f, out_dir):
+    x, y, names = f.x_train, f.y_train, f.class_names
     k = len(names)
     fig = Figure(figsize=(k * 0.75, 1.05), layout="constrained")
     axes = fig.subplots(1, k)
@@ -121,23 +167,22 @@ def data_means(out_dir):
 # ---------------------------------------------------------------- architecture
 
 def _stages(rows):
-    """Group the summary into what a diagram shows: (label, output shape) per stage."""
+    """Group the summary rows into what a diagram shows: (label, output shape) per stage."""
     stages = []
-    for r in rows:
-        kind = r["name"].rstrip("0123456789")
-        shape = tuple(int(v) for v in r["shape"].split("\u00d7"))
+    for name, _, shape, _ in rows:
+        kind = name.rstrip("0123456789")
         if kind in ("bn", "relu") and stages and stages[-1][2] in ("conv", "dense"):
             label, _, k = stages[-1]
-            stages[-1] = (label + ("\n+ BN" if kind == "bn" else "\n+ ReLU"), shape, k)
+            stages[-1] = (label + ("\n+ BN" if kind == "bn" else "\n+ ReLU"), tuple(shape), k)
         else:
             label = {"conv": "conv 3x3", "maxpool": "max pool\n2x2", "flatten": "flatten",
                      "dense": "dense"}.get(kind, kind)
-            stages.append((label, shape, kind))
+            stages.append((label, tuple(shape), kind))
     return [(label, shape) for label, shape, _ in stages]
 
 
-def architecture(out_dir):
-    stages = [("input", tuple(_SHARED["input_shape"]))] + _stages(_SHARED["summary"])
+def architecture(f, out_dir):
+    stages = [("input", tuple(f.input_shape))] + _stages(f.summary_rows)
     fig = Figure(figsize=(8.0, 2.4))
     ax = fig.add_axes((0.01, 0.02, 0.98, 0.96))
     ax.set_xlim(-0.6, len(stages) - 0.4)
@@ -170,7 +215,7 @@ def architecture(out_dir):
         ax.text(x, 1.42, pretty(label), ha="center", va="top", fontsize=7.5)
         if x:
             ax.annotate("", (x - 0.42, 0.5), (x - 0.62, 0.5), arrowprops=dict(arrowstyle="->", lw=0.8))
-    params = sum(r["params"] for r in _SHARED["summary"])
+    params = sum(r[3] for r in f.summary_rows)
     return _entry(fig, out_dir, "architecture",
                   "Diagram of the network from left to right: "
                   + ", then ".join(f"{pretty(label.replace(chr(10), ' '))} ({pretty('x'.join(map(str, shape)))})"
@@ -193,8 +238,8 @@ def _annotate_grid(ax, values, fmt="{:.2f}", fontsize=7):
                 color="white" if abs(v) > 0.6 * vmax else "black")
 
 
-def conv_example(out_dir):
-    ex, x, cmap = _SHARED["conv"], _SHARED["x_test"], _SHARED["conv_map"]
+def conv_example(f, out_dir):
+    ex, x, cmap = f.conv, f.x_test, f.conv_map
     image = x[ex["digit_index"], 0]
     k, p, i, j = ex["kernel_size"], ex["padding"], ex["row"], ex["col"]
     patch, kernel = np.array(ex["patch"]), np.array(ex["kernel"])
@@ -228,9 +273,9 @@ def conv_example(out_dir):
                   "add up, add the bias.")
 
 
-def conv_slide(out_dir, step):
+def conv_slide(f, out_dir, step):
     """The window at one of several positions along a row, and the output map filled in up to there."""
-    ex, x, full = _SHARED["conv"], _SHARED["x_test"], _SHARED["conv_map"]
+    ex, x, full = f.conv, f.x_test, f.conv_map
     image = x[ex["digit_index"], 0]
     k, p, i = ex["kernel_size"], ex["padding"], ex["row"]
     cols = _slide_columns(image.shape[1])
@@ -262,8 +307,8 @@ def _slide_columns(width, count=8):
     return [int(round(c)) for c in np.linspace(0, width - 1, count)]
 
 
-def conv_im2col(out_dir):
-    ex, x = _SHARED["conv"], _SHARED["x_test"]
+def conv_im2col(f, out_dir):
+    ex, x = f.conv, f.x_test
     from cnn.functional import im2col, pad_hw, to_nhwc
     image = x[ex["digit_index"] : ex["digit_index"] + 1]
     p, k = ex["padding"], ex["kernel_size"]
@@ -287,8 +332,8 @@ def conv_im2col(out_dir):
 
 # ---------------------------------------------------------------- training
 
-def train_curves(out_dir):
-    epochs = _SHARED["epochs"]
+def train_curves(f, out_dir):
+    epochs = f.epochs
     e = [r["epoch"] for r in epochs]
     fig = Figure(figsize=(7.2, 2.6), layout="constrained")
     a1, a2 = fig.subplots(1, 2)
@@ -313,8 +358,8 @@ def train_curves(out_dir):
                   "mode) and on the validation images held out of the training set.")
 
 
-def train_steps(out_dir):
-    steps, epochs, every = _SHARED["steps"], _SHARED["epochs"], _SHARED["log_every"]
+def train_steps(f, out_dir):
+    steps, epochs, every = f.steps, f.epochs, f.log_every
     fig = Figure(figsize=(7.2, 2.6), layout="constrained")
     a1, a2 = fig.subplots(1, 2, width_ratios=[2, 1])
     if steps:
@@ -337,10 +382,10 @@ def train_steps(out_dir):
                   "once per epoch by the schedule.")
 
 
-def confusion(out_dir, epoch):
-    rec = _SHARED["epochs"][epoch - 1]
+def confusion(f, out_dir, epoch):
+    rec = f.epochs[epoch - 1]
     cm = np.array(rec["confusion"])
-    names = _SHARED["class_names"]
+    names = f.class_names
     fig = Figure(figsize=(4.4, 3.9), layout="constrained")
     ax = fig.subplots()
     shown = np.where(np.eye(len(cm), dtype=bool), 0, cm)  # colour the errors; the diagonal would swamp them
@@ -364,19 +409,19 @@ def confusion(out_dir, epoch):
                   frame=epoch, frame_label=f"{epoch}")
 
 
-def kernels(out_dir, epoch):
-    w = _SHARED["snapshots"][epoch]["conv1"][:, 0]  # (F, 3, 3)
-    lim = _SHARED["kernel_lim"]
+def kernels(f, out_dir, epoch):
+    w = f.snapshots[epoch]["conv1"][:, 0]  # (F, 3, 3)
+    lim = f.kernel_lim
     n = len(w)
     cols = 8
     rows = int(np.ceil(n / cols))
     fig = Figure(figsize=(cols * 0.8, rows * 0.85 + 0.3), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
-    for f, ax in enumerate(axes.flat):
+    for j, ax in enumerate(axes.flat):
         _blank(ax)
-        if f < n:
-            ax.imshow(w[f], cmap=DIVERGING, vmin=-lim, vmax=lim)
-            ax.set_title(str(f), fontsize=7)
+        if j < n:
+            ax.imshow(w[j], cmap=DIVERGING, vmin=-lim, vmax=lim)
+            ax.set_title(str(j), fontsize=7)
     title = "before training (random)" if epoch == 0 else f"after epoch {epoch}"
     fig.suptitle(f"conv1 kernels {title}", fontsize=9)
     return _entry(fig, out_dir, f"kernels/{epoch}",
@@ -389,9 +434,9 @@ def kernels(out_dir, epoch):
 
 # ---------------------------------------------------------------- layers
 
-def activations(out_dir, digit, block):
-    acts = _SHARED["acts"][digit]  # layer name -> (C, H, W) for one image
-    names = _SHARED["blocks"][block]
+def activations(f, out_dir, digit, block):
+    acts = f.acts[digit]  # layer name -> (C, H, W) for one image
+    names = f.blocks[block]
     channels = 8
     fig = Figure(figsize=(channels * 0.82 + 1.1, len(names) * 0.9 + 0.15), layout="constrained")
     axes = fig.subplots(len(names), channels, squeeze=False)
@@ -405,8 +450,8 @@ def activations(out_dir, digit, block):
                 ax.set_title(f"ch {c}", fontsize=7)
     for r, name in enumerate(names):
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    index = _SHARED["showcase"][digit]
-    label = _SHARED["class_names"][_SHARED["y_test"][index]]
+    index = f.showcase[digit]
+    label = f.class_names[f.y_test[index]]
     shape = acts[names[0]].shape
     return _entry(fig, out_dir, f"acts-{digit}-{block}",
                   f"Feature maps of test image #{index} (a {label}) in block {block + 1}: the first {channels} "
@@ -417,8 +462,8 @@ def activations(out_dir, digit, block):
                   "scale, so the rows can be compared.")
 
 
-def learned_kernels(out_dir, layer):
-    w = _SHARED["final_weights"][layer]  # (F, C, 3, 3)
+def learned_kernels(f, out_dir, layer):
+    w = f.final_weights[layer]  # (F, C, 3, 3)
     f, c = w.shape[:2]
     lim = np.abs(w).max()
     if c == 1:
@@ -453,8 +498,8 @@ def learned_kernels(out_dir, layer):
 
 # ---------------------------------------------------------------- results
 
-def per_class(out_dir):
-    rows, names = _SHARED["per_class"], _SHARED["class_names"]
+def per_class(f, out_dir):
+    rows, names = f.per_class, f.class_names
     acc = np.array([100 * r["accuracy"] for r in rows])
     fig = Figure(figsize=(6.4, 2.4), layout="constrained")
     ax = fig.subplots()
@@ -472,9 +517,9 @@ def per_class(out_dir):
                   f"Accuracy on the test images of each class. The axis starts at {lo:.0f} %, not 0.")
 
 
-def mistakes(out_dir):
-    x, y, proba = _SHARED["x_test"], _SHARED["y_test"], _SHARED["proba"]
-    idx, names = _SHARED["mistake_idx"], _SHARED["class_names"]
+def mistakes(f, out_dir):
+    x, y, proba = f.x_test, f.y_test, f.proba
+    idx, names = f.mistake_idx, f.class_names
     cols = 6
     rows = max(1, int(np.ceil(len(idx) / cols)))
     fig = Figure(figsize=(cols * 1.2, rows * 1.45), layout="constrained")
@@ -495,41 +540,90 @@ def mistakes(out_dir):
 
 # ---------------------------------------------------------------- all of them
 
-def jobs(shared):
+def figure_inputs(run, data, context, arrays, explained, demo):
+    """The FigureInputs of a run: the data, the run, the analysis and the explanations, as raw values."""
+    model = run.model
+    show = context["showcase"]
+    acts = model.forward_all(data.x_test[show])
+    model.clear_cache()
+    blocks, current = [], None
+    for layer in model.layers:
+        if layer.kind == "conv":
+            current = []
+            blocks.append(current)
+        elif layer.kind == "flatten":
+            current = None
+        if current is not None:
+            current.append(layer.name)
+    per_digit = [{layer.name: a[d] for layer, a in zip(model.layers, acts[1:]) if a.ndim == 4}
+                 for d in range(len(show))]
+    epochs = context["history"]["epochs"]
+    first_conv = [l.name for l in model.layers if l.kind == "conv"][0]
+    k = len(data.class_names)
+    return FigureInputs(**{
+        "x_train": data.x_train, "y_train": data.y_train, "x_test": data.x_test, "y_test": data.y_test,
+        "class_names": list(data.class_names),
+        "train_counts": np.bincount(data.y_train, minlength=k), "test_counts": np.bincount(data.y_test, minlength=k),
+        "summary_rows": model.summary_rows(), "input_shape": model.input_shape,
+        "conv": context["conv"], "conv_map": arrays["conv_map"],
+        "epochs": epochs, "steps": run.history.steps, "log_every": run.history.log_every,
+        "snapshots": run.snapshots,
+        "kernel_lim": float(max(np.abs(s[first_conv]).max() for s in run.snapshots.values())),
+        "acts": per_digit, "blocks": blocks, "showcase": show,
+        "final_weights": {l.name: l.params["weight"] for l in model.layers if l.kind == "conv"},
+        "per_class": context["metrics"]["per_class"], "proba": arrays["proba"],
+        "mistake_idx": arrays["mistakes"],
+        # the Grad-CAM chapters and the gallery
+        "gallery": context["explain"]["gallery"], "gallery_arrays": explained["gallery"],
+        "methods": explained["methods"], "layer": context["explain"]["layer"],
+        "blank": context["explain"]["blank"], "faithfulness": context["explain"]["faithfulness"],
+        "randomization": context["explain"]["randomization"],
+        "randomization_maps": explained["randomization_maps"],
+        "randomization_images": explained["randomization_images"],
+    }, demo=demo)
+
+
+def jobs(f):
     """(function, args) for every figure of chapters 1 to 8, in a fixed order."""
-    epochs = len(shared["epochs"])
+    epochs = len(f.epochs)
     out = [(data_samples, ()), (data_balance, ()), (data_means, ()), (architecture, ()),
            (conv_example, ()), (conv_im2col, ()), (train_curves, ()), (train_steps, ()),
            (per_class, ()), (mistakes, ())]
     out += [(confusion, (e,)) for e in range(1, epochs + 1)]
     out += [(kernels, (e,)) for e in range(0, epochs + 1)]
-    out += [(conv_slide, (i,)) for i in range(len(_slide_columns(shared["x_test"].shape[3])))]
-    out += [(activations, (d, b)) for d in range(len(shared["showcase"])) for b in range(len(shared["blocks"]))]
-    out += [(learned_kernels, (name,)) for name in shared["final_weights"]]
+    out += [(conv_slide, (i,)) for i in range(len(_slide_columns(f.x_test.shape[3])))]
+    out += [(activations, (d, b)) for d in range(len(f.showcase)) for b in range(len(f.blocks))]
+    out += [(learned_kernels, (name,)) for name in f.final_weights]
     return out
 
 
-def _run(job):
+def _start_worker(inputs):
+    """In a drawing process: ignore Ctrl-C (the main process alone stops the build) and keep the inputs.
+
+    The processes are forked, so `inputs` arrives as inherited memory, not pickled."""
+    global _WORKER_INPUTS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER_INPUTS = inputs
+
+
+def _run(job, inputs=None):
     fn, args, out_dir = job
     with matplotlib.rc_context(STYLE):
-        return fn.__name__, args, fn(out_dir, *args)
+        return fn(inputs or _WORKER_INPUTS, out_dir, *args)
 
 
-def render_all(shared, out_dir, job_list, jobs_count=2):
-    """Draw the figures of job_list [(function, args)] into out_dir; return {name: entry}."""
-    _SHARED.clear()
-    _SHARED.update(shared)
+def render_all(inputs, out_dir, job_list, jobs_count=2):
+    """Draw the figures of job_list [(function, args)] from inputs into out_dir; return {name: entry}."""
     work = [(fn, args, out_dir) for fn, args in job_list]
     if jobs_count > 1:
-        # The workers ignore Ctrl-C: the main process alone stops the build, with one message. A
-        # worker that dies makes the executor raise BrokenProcessPool (multiprocessing.Pool would wait forever).
+        # A worker that dies makes the executor raise BrokenProcessPool (multiprocessing.Pool would wait forever).
         with ProcessPoolExecutor(jobs_count, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+                                 initializer=_start_worker, initargs=(inputs,)) as pool:
             results = list(pool.map(_run, work))
     else:
-        results = [_run(w) for w in work]
+        results = [_run(w, inputs) for w in work]
     entries = {}
-    for _, _, made in results:
+    for made in results:
         for entry in made if isinstance(made, list) else [made]:
-            entries[entry["src"][len("figures/") : -len(".png")]] = entry
+            entries[entry.pop("name")] = entry
     return entries

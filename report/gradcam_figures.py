@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from .figures import (C_ACCENT, C_TEST, C_TRAIN, DIVERGING, INK, MAPS, _SHARED, _blank, _entry)
+from .figures import (C_ACCENT, C_TEST, C_TRAIN, DIVERGING, INK, MAPS, _blank, _entry)
 
 HEAT = "turbo"  # the heat map over the digit
 METHOD_TITLES = {"saliency": "saliency |dy/dx|", "guided": "guided backprop",
@@ -29,7 +29,7 @@ def _png(out_dir, name, rgb, alt, caption, **extra):
     Image.fromarray(rgb).save(path)
     h, w = rgb.shape[:2]
     scale = max(1, 112 // max(h, w))
-    return {"src": f"figures/{name}.png", "alt": alt, "caption": caption, "width": w * scale,
+    return {"name": name, "src": f"figures/{name}.png", "alt": alt, "caption": caption, "width": w * scale,
             "height": h * scale, "pixelated": True, **extra}
 
 
@@ -54,22 +54,22 @@ def _map_png(values):
 
 # ---------------------------------------------------------------- one gallery image
 
-def gallery_item(out_dir, g):
+def gallery_item(f, out_dir, g):
     """Every figure of gallery image number g (its position in the gallery)."""
-    item = _SHARED["gallery"][g]
-    a = _SHARED["gallery_arrays"]
-    names = _SHARED["class_names"]
+    item = f.gallery[g]
+    a = f.gallery_arrays
+    names = f.class_names
     i, c = item["index"], item["pred"]
-    image = _SHARED["x_test"][i, 0]
+    image = f.x_test[i, 0]
     base = f"gallery/{i}"
     who = f"test image #{i} (a {names[item['label']]})"
     entries = [_probabilities(out_dir, base, image, a["probabilities"][g], item, names)]
     entries.append(_feature_grid(out_dir, f"{base}/features", a["activations"][g], DIVERGING if
                                  a["activations"][g].min() < 0 else MAPS, "feature maps",
-                                 f"All {a['activations'].shape[1]} feature maps A^k of {_SHARED['layer']} for {who}, "
+                                 f"All {a['activations'].shape[1]} feature maps A^k of {f.layer} for {who}, "
                                  "on one colour scale.",
                                  f"The {a['activations'].shape[1]} feature maps <i>A</i><sup>k</sup> of "
-                                 f"<code>{_SHARED['layer']}</code> for this image, one colour scale for all."))
+                                 f"<code>{f.layer}</code> for this image, one colour scale for all."))
     entries.append(_feature_grid(out_dir, f"{base}/gradients", a["gradients"][g, c], DIVERGING, "gradients",
                                  f"The gradient of the score of class {names[c]} with respect to each of the "
                                  f"{a['gradients'].shape[2]} feature maps, for {who}; red positive, blue negative.",
@@ -85,7 +85,7 @@ def gallery_item(out_dir, g):
                                                                           if blank else ""),
                             f"class {names[k]} ({100 * item['probabilities'][k]:.1f} %)" + (" — empty" if blank
                                                                                             else ""), cls=k))
-    for name, maps in _SHARED["methods"].items():
+    for name, maps in f.methods.items():
         m = maps[g]
         rgb = overlay(image, m) if name.startswith("gradcam-") else _map_png(m)
         title = f"Grad-CAM on {name.split('-', 1)[1]}" if name.startswith("gradcam-") else METHOD_TITLES[name]
@@ -193,26 +193,26 @@ def steps_figure(out_dir, name, image, weighted, cam, normalized, class_name, wh
 
 # ---------------------------------------------------------------- chapter figures
 
-def blank_steps(out_dir):
-    b = _SHARED["blank"]
+def blank_steps(f, out_dir):
+    b = f.blank
     g, c = b["position"], b["class"]
-    item = _SHARED["gallery"][g]
-    a = _SHARED["gallery_arrays"]
-    image = _SHARED["x_test"][item["index"], 0]
+    item = f.gallery[g]
+    a = f.gallery_arrays
+    image = f.x_test[item["index"], 0]
     return steps_figure(out_dir, "gradcam-blank", image, a["weighted_sum"][g, c], a["cam"][g, c],
-                        a["normalized"][g, c], _SHARED["class_names"][c], f"test image #{item['index']}")
+                        a["normalized"][g, c], f.class_names[c], f"test image #{item['index']}")
 
 
-def trust_curves(out_dir):
-    f = _SHARED["faithfulness"]
-    x = 100 * np.array(f["fractions"])
+def trust_curves(f, out_dir):
+    faith = f.faithfulness
+    x = 100 * np.array(faith["fractions"])
     colours = {"Grad-CAM": C_ACCENT, "saliency": C_TRAIN, "occlusion": "#55a868", "random": "#999999"}
     fig = Figure(figsize=(7.4, 2.8), layout="constrained")
     a1, a2 = fig.subplots(1, 2)
-    for name, curves in f["mean_curves"].items():
+    for name, curves in faith["mean_curves"].items():
         style = dict(color=colours.get(name, "black"), lw=1.6 if name != "random" else 1.2,
                      ls="--" if name == "random" else "-")
-        auc = {r["method"]: r for r in f["table"]}[name]
+        auc = {r["method"]: r for r in faith["table"]}[name]
         a1.plot(x, curves["deletion"], label=f"{name} ({auc['deletion']:.3f})", **style)
         a2.plot(x, curves["insertion"], label=f"{name} ({auc['insertion']:.3f})", **style)
     a1.set_title("deletion: lower is better")
@@ -222,17 +222,17 @@ def trust_curves(out_dir):
         ax.set_ylabel("probability of the class")
         ax.set_ylim(0, 1.02)
         ax.legend(frameon=False, fontsize=7)
-    table = ", ".join(f"{r['method']} {r['deletion']:.3f} / {r['insertion']:.3f}" for r in f["table"])
+    table = ", ".join(f"{r['method']} {r['deletion']:.3f} / {r['insertion']:.3f}" for r in faith["table"])
     return _entry(fig, out_dir, "trust-curves",
-                  f"Mean deletion and insertion curves over {f['images']} test images, with the area under each "
+                  f"Mean deletion and insertion curves over {faith['images']} test images, with the area under each "
                   f"curve (deletion / insertion): {table}.",
-                  f"Deletion (left) and insertion (right), averaged over {f['images']} test images: the "
+                  f"Deletion (left) and insertion (right), averaged over {faith['images']} test images: the "
                   "probability of the predicted class as the pixels a map ranks highest are removed from the "
                   "image, or put back into a blank one. In brackets, the area under each curve.")
 
 
-def trust_randomization(out_dir):
-    r = _SHARED["randomization"]
+def trust_randomization(f, out_dir):
+    r = f.randomization
     fig = Figure(figsize=(6.4, 2.6), layout="constrained")
     ax = fig.subplots()
     labels = ["original"] + r["stages"]
@@ -257,10 +257,10 @@ def trust_randomization(out_dir):
                   "by random ones, layer by layer from the output down. 1 means unchanged.")
 
 
-def trust_examples(out_dir):
-    maps = _SHARED["randomization_maps"]  # method -> [original, after stage 1, ...], each (n, H, W)
-    stages = ["original"] + _SHARED["randomization"]["stages"]
-    images = _SHARED["randomization_images"]
+def trust_examples(f, out_dir):
+    maps = f.randomization_maps  # method -> [original, after stage 1, ...], each (n, H, W)
+    stages = ["original"] + f.randomization["stages"]
+    images = f.randomization_images
     shown = min(2, len(images))
     rows = [(name, j) for j in range(shown) for name in ("gradcam", "guided")]
     fig = Figure(figsize=(len(stages) * 0.95 + 0.6, len(rows) * 1.0 + 0.3), layout="constrained")
@@ -280,22 +280,22 @@ def trust_examples(out_dir):
                   "The maps themselves, stage by stage. Each map is on its own scale.")
 
 
-def demo_samples(out_dir):
+def demo_samples(f, out_dir):
     """The demo's test digits with NumPy's Grad-CAM map, for the page without JavaScript."""
-    d, names = _SHARED["demo"], _SHARED["class_names"]
+    d, names = f.demo, f.class_names
     entries = []
     for j, i in enumerate(d["indices"]):
         c = int(d["pred"][j])
-        entries.append(_png(out_dir, f"demo/{i}", overlay(_SHARED["x_test"][i, 0], d["cam"][j]),
-                            f"Test image #{i}, a {names[_SHARED['y_test'][i]]}, with its Grad-CAM map for class "
+        entries.append(_png(out_dir, f"demo/{i}", overlay(f.x_test[i, 0], d["cam"][j]),
+                            f"Test image #{i}, a {names[f.y_test[i]]}, with its Grad-CAM map for class "
                             f"{names[c]}", f"#{i}: says {names[c]}, {100 * d['proba'][j].max():.1f} %"))
     return entries
 
 
-def jobs(shared):
-    out = [(gallery_item, (g,)) for g in range(len(shared["gallery"]))]
+def jobs(f):
+    out = [(gallery_item, (g,)) for g in range(len(f.gallery))]
     out.append((demo_samples, ()))
     out += [(trust_curves, ()), (trust_randomization, ()), (trust_examples, ())]
-    if shared.get("blank"):
+    if f.blank:
         out.append((blank_steps, ()))
     return out

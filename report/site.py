@@ -32,7 +32,7 @@ from cnn.train import TrainingDiverged
 
 from . import figures, gradcam_figures
 from .config import CACHE_MARKER, ROOT, SITE_MARKER, TEMPLATES_DIR, digest, source_hash
-from .context import analyse, figure_inputs
+from .context import analyse
 from .export import demo_indices, export_script
 from .explain import explain
 from .pages import Page, Renderer, check_chapters, gather_pages, pygments_css
@@ -254,15 +254,14 @@ def obtain_artifacts(config, run, data, log):
         context["demo"] = {"bytes": len(script.encode()), "samples": [
             {"index": int(i), "label": int(data.y_test[i]), "pred": int(demo["pred"][j]),
              "confidence": float(demo["proba"][j].max())} for j, i in enumerate(idx)]}
-    shared = figure_inputs(run, data, context, arrays, explained)
-    shared["demo"] = {"indices": idx, **demo}
+    inputs = figures.figure_inputs(run, data, context, arrays, explained, {"indices": idx, **demo})
     with atomic_folder(entry, CACHE_MARKER) as tmp:
         (tmp / MODEL_SCRIPT).write_text(script)
         log(f"figures: drawing with {config.jobs} process(es)")
         with made.phase("chapter_figures"):
-            entries = figures.render_all(shared, tmp / "figures", figures.jobs(shared), config.jobs)
+            entries = figures.render_all(inputs, tmp / "figures", figures.jobs(inputs), config.jobs)
         with made.phase("gallery_figures"):
-            entries.update(figures.render_all(shared, tmp / "figures", gradcam_figures.jobs(shared), config.jobs))
+            entries.update(figures.render_all(inputs, tmp / "figures", gradcam_figures.jobs(inputs), config.jobs))
         context["made"] = dict(made, **{f"explain_{k}": v for k, v in context["explain"]["timings"].items()})
         files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*"))
                  if p.is_file() and p.name != CACHE_MARKER}
