@@ -10,6 +10,7 @@ by any build that does not finish.
 """
 
 import argparse
+import ctypes
 import signal
 import sys
 
@@ -118,6 +119,23 @@ def make_config(args, argv=()):
                   cache_dir=args.cache_dir, flags=tuple(argv))
 
 
+def return_freed_memory_to_the_system(mmap_mb=4, trim_mb=256):
+    """Ask glibc's malloc to map every block of mmap_mb or more on its own, so that freeing it gives it back.
+
+    By default glibc raises that threshold as large arrays are freed, after which freed NumPy arrays stay
+    in each thread's heap: a build's resident memory then only grows (2.0 GB instead of about 1). A fixed
+    threshold keeps the big arrays of evaluation and explanation out of the heaps; the small arrays of a
+    training batch stay below it, and a high trim threshold keeps the heaps from shrinking and growing at
+    every batch (measured here: about 5 % of training speed). Nothing changes where libc is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, mmap_mb << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, trim_mb << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def _interrupted(signum, frame):
     raise KeyboardInterrupt
 
@@ -127,6 +145,7 @@ def main(argv=None):
     args = parse_args(argv)
     config = make_config(args, argv)
     signal.signal(signal.SIGTERM, _interrupted)  # a kill is handled like Ctrl-C: nothing half-written stays
+    return_freed_memory_to_the_system()
     try:
         from report.site import build  # after parsing, so that --help is instant
 

@@ -35,6 +35,7 @@ from .config import CACHE_MARKER, ROOT, SITE_MARKER, TEMPLATES_DIR, digest, sour
 from .context import analyse
 from .export import demo_indices, export_script
 from .explain import explain
+from .memory import PeakMemory, release_freed_memory
 from .pages import Page, Renderer, check_chapters, gather_pages, pygments_css
 from .browsercheck import selftest
 from .run import log_stderr, obtain_run
@@ -65,6 +66,15 @@ def build(config, log=log_stderr, templates_dir=TEMPLATES_DIR):
     checked before any training; the site is written into a temporary folder
     that replaces the output folder only when everything succeeded.
     """
+    with PeakMemory() as memory:
+        record = _build(config, log, templates_dir, memory)
+    log(f"site: {config.out} ({record['site']['files']} files, {record['site']['bytes'] / 1e6:.1f} MB), "
+        f"test accuracy {100 * record['metrics']['test_accuracy']:.2f} %, peak memory of the build's "
+        f"processes {record['memory_mb']['all_processes']} MB")
+    return record
+
+
+def _build(config, log, templates_dir, memory):
     timings = Timings()
     out = Path(config.out).expanduser().resolve()
     cache = Path(config.cache_dir).expanduser().resolve()
@@ -103,11 +113,10 @@ def build(config, log=log_stderr, templates_dir=TEMPLATES_DIR):
                     browser = _browser_selftest(tmp, log)
                 record = run_record(config, context, run, drawn, timings, tmp)
                 record["browser"] = browser
+                record["memory_mb"]["all_processes"] = memory.peak_mb  # up to the self-test
                 (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         except PermissionError as e:
             raise UserError(f"{e.filename}: permission denied; choose an --out in a folder you can write to.") from None
-    log(f"site: {out} ({record['site']['files']} files, {record['site']['bytes'] / 1e6:.1f} MB), "
-        f"test accuracy {100 * context['metrics']['test_accuracy']:.2f} %")
     return record
 
 
@@ -255,6 +264,8 @@ def obtain_artifacts(config, run, data, log):
             {"index": int(i), "label": int(data.y_test[i]), "pred": int(demo["pred"][j]),
              "confidence": float(demo["proba"][j].max())} for j, i in enumerate(idx)]}
     inputs = figures.figure_inputs(run, data, context, arrays, explained, {"indices": idx, **demo})
+    del arrays, explained  # what the figures need is in inputs
+    release_freed_memory()
     with atomic_folder(entry, CACHE_MARKER) as tmp:
         (tmp / MODEL_SCRIPT).write_text(script)
         log(f"figures: drawing with {config.jobs} process(es)")
@@ -361,7 +372,8 @@ def run_record(config, context, run, drawn, timings, site_dir):
         "made": context["made"],  # seconds spent making the cached analysis and figures, when they were made
         "site": {"files": len(files) + 1, "bytes": sum(p.stat().st_size for p in files)},  # run.json aside
         "verdict": context["verdict"],
-        # peak resident memory of this process, and of the largest process it waited for
+        # peak resident memory of this process and of the largest process it waited for (a forked child
+        # counts the pages it shares with the builder); all_processes: the peak sum of Pss over the tree
         "memory_mb": {"main": round(self_kb / 1024, 1), "largest_child": round(children_kb / 1024, 1)},
     }
 
