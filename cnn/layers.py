@@ -118,18 +118,25 @@ class AvgPool2D(_Pool):
     kernels = (F.avgpool2d_forward, F.avgpool2d_backward)
 
 
-class ReLU(Layer):
-    kind = "relu"
+class _Elementwise(Layer):
+    """An activation without parameters: a (forward, backward) pair whose cache is the output."""
+
+    kernels = None  # (forward, backward) pair from functional.py
 
     def forward(self, x, training=False):
-        out, self.cache = F.relu_forward(x)
+        out, self.cache = self.kernels[0](x)
         return out
 
     def backward(self, dout, need_dx=True):
-        return F.relu_backward(dout, self.cache)
+        return self.kernels[1](dout, self.cache)
 
     def describe(self):
-        return "ReLU"
+        return type(self).__name__
+
+
+class ReLU(_Elementwise):
+    kind = "relu"
+    kernels = (F.relu_forward, F.relu_backward)
 
 
 class LeakyReLU(Layer):
@@ -152,32 +159,14 @@ class LeakyReLU(Layer):
         return dict(slope=self.slope)
 
 
-class Sigmoid(Layer):
+class Sigmoid(_Elementwise):
     kind = "sigmoid"
-
-    def forward(self, x, training=False):
-        out, self.cache = F.sigmoid_forward(x)
-        return out
-
-    def backward(self, dout, need_dx=True):
-        return F.sigmoid_backward(dout, self.cache)
-
-    def describe(self):
-        return "Sigmoid"
+    kernels = (F.sigmoid_forward, F.sigmoid_backward)
 
 
-class Tanh(Layer):
+class Tanh(_Elementwise):
     kind = "tanh"
-
-    def forward(self, x, training=False):
-        out, self.cache = F.tanh_forward(x)
-        return out
-
-    def backward(self, dout, need_dx=True):
-        return F.tanh_backward(dout, self.cache)
-
-    def describe(self):
-        return "Tanh"
+    kernels = (F.tanh_forward, F.tanh_backward)
 
 
 class Flatten(Layer):
