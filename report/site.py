@@ -198,9 +198,9 @@ def load_data(config, cache, log):
                             f"needs at least one image of each class, so at least {classes}.")
     changes = {}
     available = n_train - config.validation
+    tested = min(config.test_size or n_test, n_test)
     for flag, name, limit in (("--train-size", "train_size", available), ("--test-size", "test_size", n_test),
-                              ("--gallery", "gallery", config.test_size or n_test),
-                              ("--faithfulness", "faithfulness", config.test_size or n_test)):
+                              ("--gallery", "gallery", tested), ("--faithfulness", "faithfulness", tested)):
         value = getattr(config, name)
         if value is not None and value > limit:
             log(f"note: {flag} {value:,} is more than the {limit:,} images there are; using {limit:,}")
