@@ -200,7 +200,8 @@ def test_a_wrong_flag_exits_2_with_a_message(flags, message):
 
 
 def test_a_missing_data_dir_exits_2(tmp_path):
-    result = build("--quick", "--out", tmp_path / "site", "--data-dir", tmp_path / "nowhere")
+    result = build("--quick", "--out", tmp_path / "site", "--data-dir", tmp_path / "nowhere",
+                   "--cache-dir", tmp_path / "cache")
     assert result.returncode == 2
     assert result.stderr.strip().endswith("holding the four MNIST IDX files.")
     assert "nowhere: no such folder" in result.stderr
