@@ -12,6 +12,7 @@ write an output folder; builds sharing a cache take turns.
 """
 
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
@@ -115,8 +116,11 @@ def _build(config, log, templates_dir, memory):
                 record["browser"] = browser
                 record["memory_mb"]["all_processes"] = memory.peak_mb  # up to the self-test
                 (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        except PermissionError as e:
-            raise UserError(f"{e.filename}: permission denied; choose an --out in a folder you can write to.") from None
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise UserError(f"{e.filename}: {e.strerror}; the previous site is unchanged. Free some space, "
+                            "or choose an --out in a folder you can write to.") from None
     return record
 
 

@@ -321,3 +321,18 @@ def test_a_fashion_mnist_site_speaks_of_clothes_not_digits(tmp_path):
     try_it = (out / "try-it.html").read_text()
     assert '<canvas id="pad" width="280" height="280"' in try_it and "hidden></canvas>" in try_it
     assert "items of clothing" in (out / "results.html").read_text()
+
+
+def test_an_out_on_a_read_only_file_system_exits_2(quick_site, cache_dir, tmp_path):
+    """A read-only tmpfs stands in for a folder the build may not write (root ignores permission bits)."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.strip()}")
+    try:
+        refused(build("--quick", "--out", folder / "site", "--cache-dir", cache_dir), "Read-only file system",
+                "the previous site is unchanged")
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
