@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .gradcam import class_onehot, grad_cam
-from .model import Sequential
+from .model import INFERENCE_BATCH, Sequential
 from .parallel import DEFAULT_WORKERS
 
 
@@ -55,7 +55,7 @@ def guided_grad_cam(model, x, classes, layer=None):
     return guided_backprop(model, x, classes) * grad_cam(model, x, classes, layer).upsampled
 
 
-def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=512, workers=DEFAULT_WORKERS):
+def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=INFERENCE_BATCH, workers=DEFAULT_WORKERS):
     """Drop in class probability when a patch x patch square is set to `fill`, per pixel (N, H, W).
 
     Every patch position of every image is one row of a batched forward pass. A

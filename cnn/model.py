@@ -25,6 +25,9 @@ from .parallel import DEFAULT_WORKERS, parallel
 from .layers import (LAYER_TYPES, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU)
 
 CHECKPOINT_FORMAT = 1
+# Images per inference batch: measured on 2 cores, 128 runs about a fifth faster than 500 (the
+# activations of a smaller batch stay in the processor's caches).
+INFERENCE_BATCH = 128
 _ARCH_KEY = "__architecture__"
 
 
@@ -81,7 +84,7 @@ class Sequential:
 
     # ------------------------------------------------------------ inference
 
-    def predict_proba(self, x, batch_size=500, workers=DEFAULT_WORKERS):
+    def predict_proba(self, x, batch_size=INFERENCE_BATCH, workers=DEFAULT_WORKERS):
         """Class probabilities (N, K), in evaluation mode, batch by batch.
 
         The result does not depend on workers (cnn/parallel.py cuts every batch the same way)."""
@@ -93,10 +96,10 @@ class Sequential:
         self.clear_cache()
         return out
 
-    def predict(self, x, batch_size=500, workers=DEFAULT_WORKERS):
+    def predict(self, x, batch_size=INFERENCE_BATCH, workers=DEFAULT_WORKERS):
         return self.predict_proba(x, batch_size, workers).argmax(axis=1)
 
-    def evaluate(self, x, y, batch_size=500, workers=DEFAULT_WORKERS):
+    def evaluate(self, x, y, batch_size=INFERENCE_BATCH, workers=DEFAULT_WORKERS):
         """Mean cross-entropy, accuracy and confusion matrix on (x, y)."""
         if len(x) == 0:
             raise ValueError("evaluate needs at least one image")

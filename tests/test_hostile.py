@@ -132,8 +132,8 @@ def test_a_cache_dir_that_is_a_file_is_refused_before_any_work(tmp_path):
 
 def test_tiny_and_odd_counts_build_and_the_gallery_has_exactly_what_was_asked(tmp_path, cache_dir):
     """A batch smaller than the workers anywhere: 129 training images (a last batch of one with batch 64),
-    501 test images (one more than the chunk of 500), one faithfulness image, more jobs than shards,
-    and a gallery of exactly one."""
+    501 test images (one more than the old inference chunk of 500), one faithfulness image, more jobs
+    than shards, and a gallery of exactly one."""
     out = tmp_path / "site"
     result = build("--quick", "--out", out, "--cache-dir", tmp_path / "c", "--train-size", "129",
                    "--test-size", "501", "--faithfulness", "1", "--gallery", "1", "--epochs", "1",

@@ -81,7 +81,7 @@ def test_training_gives_the_same_bits_with_any_number_of_workers(batch, workers)
         np.testing.assert_array_equal(many[key], one[key], err_msg=key)
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 501])
+@pytest.mark.parametrize("n", [1, 2, 3, 129, 501])  # 129: one more than a whole inference batch
 @pytest.mark.parametrize("workers", [2, 3])
 def test_inference_of_any_count_gives_the_one_worker_result(mnist, n, workers):
     model = default_cnn(np.random.default_rng(0))
