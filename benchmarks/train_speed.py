@@ -28,7 +28,7 @@ from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU  # noqa: E402
 from cnn.losses import softmax_cross_entropy  # noqa: E402
 from cnn.model import Sequential, default_cnn  # noqa: E402
 from cnn.optim import SGD  # noqa: E402
-from cnn.parallel import DEFAULT_WORKERS, parallel  # noqa: E402
+from cnn.parallel import DataParallel, DEFAULT_WORKERS  # noqa: E402
 
 BATCH = 64
 
@@ -54,7 +54,7 @@ def time_numpy(make, x, y, batches, repeats, workers):
     """(train img/s, inference img/s): medians over repeats of `batches` batches each."""
     model = make(np.random.default_rng(0))
     opt = SGD(lr=0.01, momentum=0.9)
-    with parallel(model, workers) as net:
+    with DataParallel(model, workers) as net:
 
         def train_round():
             start = time.perf_counter()

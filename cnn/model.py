@@ -21,7 +21,7 @@ import numpy as np
 from .atomic import atomic_file
 from .errors import UserError
 from .losses import softmax, softmax_cross_entropy
-from .parallel import DEFAULT_WORKERS, parallel
+from .parallel import DataParallel, DEFAULT_WORKERS
 from .layers import (LAYER_TYPES, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU)
 
 CHECKPOINT_FORMAT = 1
@@ -90,7 +90,7 @@ class Sequential:
         The result does not depend on workers (cnn/parallel.py cuts every batch the same way)."""
         if len(x) == 0:
             return np.zeros((0,) + self.output_shape(), dtype=np.float32)
-        with parallel(self, workers) as net:
+        with DataParallel(self, workers) as net:
             out = np.concatenate([softmax(net.forward(x[i : i + batch_size]))
                                   for i in range(0, len(x), batch_size)])
         self.clear_cache()
@@ -104,7 +104,7 @@ class Sequential:
         if len(x) == 0:
             raise ValueError("evaluate needs at least one image")
         total, preds = 0.0, []
-        with parallel(self, workers) as net:
+        with DataParallel(self, workers) as net:
             for i in range(0, len(x), batch_size):
                 logits = net.forward(x[i : i + batch_size])
                 loss, _ = softmax_cross_entropy(logits, y[i : i + batch_size])

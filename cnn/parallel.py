@@ -146,7 +146,3 @@ class DataParallel:
                 layer.grads[k] = total
         return np.concatenate(dxs) if need_input_grad else None
 
-
-def parallel(model, workers=DEFAULT_WORKERS):
-    """The model behind its fixed split, run by `workers` threads (use as a context manager)."""
-    return DataParallel(model, workers)

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import UserError
 from .losses import softmax_cross_entropy
 from .optim import OPTIMIZERS, SCHEDULES
-from .parallel import DEFAULT_WORKERS, parallel
+from .parallel import DataParallel, DEFAULT_WORKERS
 
 
 # A good starting learning rate for each optimiser on this network.
@@ -93,7 +93,7 @@ def fit(model, optimizer, x_train, y_train, x_val, y_val, *, epochs, batch_size,
     history = History(log_every=log_every)
     start = model.evaluate(x_val, y_val, workers=workers)
     history.initial = {"val_loss": start.loss, "val_accuracy": start.accuracy}
-    with parallel(model, workers) as net:
+    with DataParallel(model, workers) as net:
         for epoch in range(1, epochs + 1):
             if schedule is not None:
                 optimizer.lr = schedule(epoch - 1)

@@ -139,8 +139,7 @@ def check_chapters(pages):
         try:
             tree = env.parse(page.body)
         except jinja2.TemplateSyntaxError as e:
-            raise UserError(f"{page.source}, line {e.lineno}: {e.message}. Fix the placeholder "
-                            "({{ ... }} or {% ... %}) on that line.") from None
+            raise _syntax_error(page, e) from None
         for call in tree.find_all(jinja2.nodes.Call):
             if isinstance(call.node, jinja2.nodes.Name) and call.node.name == "source" and len(call.args) >= 2 \
                     and all(isinstance(a, jinja2.nodes.Const) for a in call.args[:2]):
@@ -257,20 +256,17 @@ class Renderer:
             template = self.chapter_env.from_string(page.body)
             text = template.render(**self.context, **self._helpers(page), page=page, pages=pages)
         except jinja2.TemplateSyntaxError as e:
-            raise UserError(f"{page.source}, line {e.lineno}: {e.message}. Fix the placeholder "
-                            "({{ ... }} or {% ... %}) on that line.") from None
-        except UserError as e:
+            raise _syntax_error(page, e) from None
+        except Exception as e:  # anything a placeholder can raise: a helper's UserError, 1/0, a missing key
+            if isinstance(e, UserError):
+                what = str(e)
+            elif isinstance(e, SecurityError):
+                what = f"{str(e).rstrip('.')}; chapters may use the chapter context and helpers only"
+            else:
+                what = (f"{type(e).__name__}: {e}. Check the placeholder on that line against the chapter "
+                        "context (see report/context.py)")
             line = _template_line(e)
-            raise UserError(f"{page.source}{f', line {line}' if line else ''}: {e}") from None
-        except SecurityError as e:
-            line = _template_line(e)
-            raise UserError(f"{page.source}{f', line {line}' if line else ''}: {str(e).rstrip('.')}; chapters may use the "
-                            "chapter context and helpers only.") from None
-        except Exception as e:  # anything a placeholder can raise: 1/0, a missing key, a wrong type
-            line = _template_line(e)
-            where = f", line {line}" if line else ""
-            raise UserError(f"{page.source}{where}: {type(e).__name__}: {e}. Check the placeholder on that "
-                            "line against the chapter context (see report/context.py).") from None
+            raise UserError(f"{page.source}{f', line {line}' if line else ''}: {what}") from None
         md = markdown.Markdown(extensions=MARKDOWN_EXTENSIONS, extension_configs=MARKDOWN_CONFIG)
         body = md.convert(text)
         url = lambda name: relative_url(page.dest, "math/" + name)
@@ -297,6 +293,11 @@ class Renderer:
         dest = Path(out_dir) / page.dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(text, encoding="utf-8")
+
+
+def _syntax_error(page, e):
+    return UserError(f"{page.source}, line {e.lineno}: {e.message}. Fix the placeholder "
+                     "({{ ... }} or {% ... %}) on that line.")
 
 
 def _template_line(exc, chapter=True):

@@ -52,7 +52,7 @@ class Progress:
     """
 
     def __init__(self, epochs):
-        self.epochs, self.bar = epochs, None
+        self.epochs, self.bar, self._done = epochs, None, 0
 
     def __enter__(self):
         return self
@@ -69,7 +69,7 @@ class Progress:
         if self.bar is None:
             self.bar = tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", unit="img", leave=False,
                             file=sys.stderr, disable=not sys.stderr.isatty())
-            self._done = 0
+            self._done = 0  # images of this epoch already shown
         self.bar.update(done - self._done)
         self._done = done
         self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)

@@ -153,8 +153,9 @@ def check_cache_dir(cache):
 
 
 @contextmanager
-def _flock(path, blocking, busy):
-    """An exclusive lock on the file `path`, held for the block; busy() is called if it must wait."""
+def _flock(path, busy):
+    """An exclusive lock on the file `path`, held for the block. If another process holds it, busy() is
+    called first: it raises to give up, or returns to wait for the lock."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a")
@@ -179,12 +180,12 @@ def output_lock(out, cache):
         raise UserError(f"--out {out}: another build is writing this folder right now; "
                         "wait for it to finish, or choose another --out.")
     name = hashlib.sha256(str(out).encode()).hexdigest()[:16]
-    return _flock(cache / "locks" / f"out-{name}.lock", False, busy)
+    return _flock(cache / "locks" / f"out-{name}.lock", busy)
 
 
 def cache_lock(cache, log):
     """Builds that share a cache take turns: a second one waits while the first fills it."""
-    return _flock(cache / ".lock", True, lambda: log(f"waiting for another build that is using {cache} ..."))
+    return _flock(cache / ".lock", lambda: log(f"waiting for another build that is using {cache} ..."))
 
 
 def load_data(config, cache, log):
@@ -301,7 +302,7 @@ def _load_artifacts(entry):
             if required not in context:
                 raise ValueError(f"artifacts.json has no {required!r}")
         listed = set(files)
-        for name in [MODEL_SCRIPT] + [f"{f['src']}" for f in entries.values()]:
+        for name in [MODEL_SCRIPT] + [f["src"] for f in entries.values()]:
             if name not in listed:
                 raise ValueError(f"{name} is not listed in artifacts.json")
         for name, sha in files.items():

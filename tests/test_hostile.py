@@ -8,7 +8,6 @@ The slow ones share the session's --quick build and its cache.
 import fcntl
 import hashlib
 import json
-import os
 import shutil
 import signal
 import subprocess
