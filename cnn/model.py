@@ -260,6 +260,38 @@ class Sequential:
         return model
 
 
+def fold_batchnorm(model):
+    """A copy of model for inference, each batch norm merged into the conv or dense layer before it.
+
+    In evaluation batch norm is a fixed affine map per channel,
+        y = s * (z - running_mean) + beta,   s = gamma / sqrt(running_var + eps),
+    and a conv or dense layer is affine too, z = W x + b, so the pair is one layer:
+        W' = W * s (scaling each output channel),   b' = s * (b - running_mean) + beta.
+    The copy gives the same probabilities up to float rounding without batch norm's
+    three passes over every activation map (a third faster here); the faithfulness
+    metrics, hundreds of thousands of forward passes, run on it. It is for forward passes only: the batch-norm layers
+    whose parameters Grad-CAM and the gradient checks look at are gone.
+    """
+    layers = []
+    for layer in model.layers:
+        previous = layers[-1] if layers else None
+        if layer.kind == "bn" and previous is not None and previous.kind in ("conv", "dense"):
+            p = layer.params
+            s = p["gamma"].astype(np.float64) / np.sqrt(layer.buffers["running_var"].astype(np.float64) + layer.eps)
+            w, b = previous.params["weight"], previous.params["bias"]
+            scale = s.reshape(-1, 1, 1, 1) if previous.kind == "conv" else s  # conv: (F, C, KH, KW); dense: (in, F)
+            previous.params = {
+                "weight": (w * scale).astype(w.dtype),
+                "bias": (s * (b - layer.buffers["running_mean"]) + p["beta"]).astype(b.dtype),
+            }
+            continue
+        twin = copy.copy(layer)
+        twin.cache, twin.grads = None, {}
+        twin.params, twin.buffers = dict(layer.params), dict(layer.buffers)
+        layers.append(twin)
+    return Sequential(layers, model.input_shape)
+
+
 def default_cnn(rng, num_classes=10):
     """The network the site trains and explains.
 

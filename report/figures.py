@@ -583,6 +583,21 @@ def figure_inputs(run, data, context, arrays, explained, demo):
     }, demo=demo)
 
 
+# The figures a chapter may ask for by a constant name, and the series frames() shows: known
+# before anything is trained, so that check_chapters catches a misspelt name in seconds. The
+# rest (gallery/<i>/..., acts-<d>-<b>, demo/<i>) are named from the run's own numbers.
+# tests/test_site.py checks these against what a build draws.
+FIXED_NAMES = ("data-samples", "data-balance", "data-means", "architecture", "conv-example", "conv-im2col",
+               "train-curves", "train-steps", "per-class", "mistakes",
+               "trust-curves", "trust-randomization", "trust-examples", "gradcam-blank")
+SERIES = ("confusion", "kernels", "conv-slide")
+
+
+def names_before_training(conv_layers):
+    """({figure names}, {series names}) a chapter may name, for a network with these conv layers."""
+    return set(FIXED_NAMES) | {f"learned-{name}" for name in conv_layers}, set(SERIES)
+
+
 def jobs(f):
     """(function, args) for every figure of chapters 1 to 8, in a fixed order."""
     epochs = len(f.epochs)

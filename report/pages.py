@@ -132,8 +132,9 @@ def chapter_environment():
     return env
 
 
-def check_chapters(pages):
-    """Before any training: every chapter parses, and every source() it names exists."""
+def check_chapters(pages, figure_names=None, series=None):
+    """Before any training: every chapter parses, and every source(), figure() and frames() it
+    calls with a constant name names something that exists (figure_names and series, when given)."""
     env = chapter_environment()
     for page in pages:
         try:
@@ -141,12 +142,28 @@ def check_chapters(pages):
         except jinja2.TemplateSyntaxError as e:
             raise _syntax_error(page, e) from None
         for call in tree.find_all(jinja2.nodes.Call):
-            if isinstance(call.node, jinja2.nodes.Name) and call.node.name == "source" and len(call.args) >= 2 \
-                    and all(isinstance(a, jinja2.nodes.Const) for a in call.args[:2]):
-                try:
-                    source_snippet(call.args[0].value, call.args[1].value)
-                except UserError as e:
-                    raise UserError(f"{page.source}, line {call.lineno}: {e}") from None
+            helper = call.node.name if isinstance(call.node, jinja2.nodes.Name) else None
+            wanted = {"source": 2, "figure": 1, "frames": 1}.get(helper, 0)
+            args = call.args[:wanted]
+            if not wanted or len(args) < wanted or not all(isinstance(a, jinja2.nodes.Const) for a in args):
+                continue  # not a helper, or a name computed in the chapter: checked when the page is rendered
+            values = [a.value for a in args]
+            try:
+                if helper == "source":
+                    source_snippet(*values)
+                elif helper == "figure" and figure_names is not None:
+                    _known("figure", values[0], figure_names)
+                elif helper == "frames" and series is not None:
+                    _known("frames", values[0], series)
+            except UserError as e:
+                raise UserError(f"{page.source}, line {call.lineno}: {e}") from None
+
+
+def _known(helper, name, names):
+    """UserError unless name is one of names (a figure for figure(), a series for frames())."""
+    if name not in names:
+        kind = "figure" if helper == "figure" else "figure series"
+        raise UserError(f"{helper}({name!r}): no such {kind}; the names are {', '.join(sorted(names))}.")
 
 
 # ---------------------------------------------------------------- code from source
@@ -215,16 +232,13 @@ class Renderer:
                                  alt or fig["alt"], id, frame)
 
         def figure(name, caption=None, alt=None, id=None):
-            if name not in self.figures:
-                raise UserError(f"figure({name!r}): no such figure; the figures are "
-                                f"{', '.join(sorted(self.figures))}.")
+            _known("figure", name, self.figures)
             return one_figure(name, caption, alt, id or f"fig-{name}")
 
         def frames(name, label="Epoch"):
             """All frames of a figure series (one per epoch, say), with a slider when JavaScript runs."""
+            _known("frames", name, {n.split("/")[0] for n in self.figures if "/" in n})
             names = [n for n in self.figures if n.startswith(name + "/")]
-            if not names:
-                raise UserError(f"frames({name!r}): no figure series of that name.")
             names.sort(key=lambda n: self.figures[n].get("frame", 0))
             return macros.frames(name, label, [one_figure(n, frame=self.figures[n].get("frame_label", ""))
                                                for n in names])

@@ -82,6 +82,11 @@ class Progress:
                    f"{r.seconds:.1f} s  {r.images_per_second:,.0f} img/s", file=sys.stderr)
 
 
+def conv_layer_names():
+    """The names of the conv layers of the network train() builds, known without any data."""
+    return [l.name for l in default_cnn(np.random.default_rng(0)).layers if l.kind == "conv"]
+
+
 def train(config, data, rng, log):
     """Train the default network on data with the configuration's recipe, measured on the validation split."""
     t = config.train

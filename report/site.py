@@ -39,7 +39,7 @@ from .explain import explain
 from .memory import PeakMemory, release_freed_memory
 from .pages import Page, Renderer, check_chapters, gather_pages, pygments_css
 from .browsercheck import selftest
-from .run import log_stderr, obtain_run
+from .run import conv_layer_names, log_stderr, obtain_run
 
 ARTIFACTS_FORMAT = 2  # 2: every file's SHA-256 in artifacts.json
 # The code the cached analysis and figures depend on (besides the run's own, in report/run.py).
@@ -84,7 +84,7 @@ def _build(config, log, templates_dir, memory):
         check_output(out, content, cache, Path(templates_dir).resolve())
         check_cache_dir(cache)
         pages = gather_pages(content)
-        check_chapters(pages)
+        check_chapters(pages, *figures.names_before_training(conv_layer_names()))
     with output_lock(out, cache), cache_lock(cache, log):
         for line in recover(out, SITE_MARKER):
             log(f"output: {line}")

@@ -7,7 +7,7 @@ import pytest
 
 from cnn.errors import UserError
 from cnn.layers import BatchNorm1D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
-from cnn.model import Sequential, default_cnn
+from cnn.model import Sequential, default_cnn, fold_batchnorm
 
 from .conftest import train_default
 
@@ -146,3 +146,19 @@ def test_the_seed_layers_are_saved_loaded_and_summarised(tmp_path, rng, mnist):
     again = Sequential.load(tmp_path / "m.npz")
     assert [l.describe() for l in again.layers] == [l.describe() for l in model.layers]
     np.testing.assert_array_equal(again.predict_proba(mnist.x_test[:5]), model.predict_proba(mnist.x_test[:5]))
+
+
+def test_folding_batch_norm_keeps_the_predictions_and_leaves_the_model_alone(mnist, trained_bits, rng):
+    before = {k: v.copy() for k, v in trained_bits.state().items()}
+    folded = fold_batchnorm(trained_bits)
+    assert [l.kind for l in folded.layers] == [l.kind for l in trained_bits.layers if l.kind != "bn"]
+    x = mnist.x_test[:300]
+    np.testing.assert_allclose(folded.predict_proba(x), trained_bits.predict_proba(x), atol=1e-5)
+    for key, value in trained_bits.state().items():
+        np.testing.assert_array_equal(value, before[key])
+
+    dense = Sequential([Dense(6, 8, rng=rng), BatchNorm1D(8), ReLU(), Dense(8, 3, rng=rng)], input_shape=(6,))
+    for _ in range(3):  # running statistics away from their defaults
+        dense.forward(rng.standard_normal((16, 6)).astype(np.float32) * 3 + 1, training=True)
+    v = rng.standard_normal((20, 6)).astype(np.float32)
+    np.testing.assert_allclose(fold_batchnorm(dense).forward(v), dense.forward(v), atol=1e-5)

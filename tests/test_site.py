@@ -135,6 +135,36 @@ def test_a_broken_placeholder_exits_2_names_chapter_and_line_and_keeps_the_site(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["content", "site"]
 
 
+def test_the_figure_names_checked_before_training_are_the_ones_a_build_draws(quick_site):
+    from report.figures import names_before_training
+    from report.run import conv_layer_names
+
+    fixed, series = names_before_training(conv_layer_names())
+    figures = quick_site / "figures"
+    drawn = {p.relative_to(figures).with_suffix("").as_posix() for p in figures.rglob("*.png")}
+    drawn_fixed = {n for n in drawn if "/" not in n and not n.startswith("acts-")}
+    assert drawn_fixed <= fixed, "a figure with a constant name that check_chapters does not know"
+    assert fixed - drawn_fixed <= {"gradcam-blank"}, "check_chapters knows a name the build never draws"
+    assert {n.split("/")[0] for n in drawn if "/" in n} - {"gallery", "demo"} == series
+
+
+@pytest.mark.parametrize("placeholder,message", [("{{ figure('data-sample') }}", "no such figure"),
+                                                 ("{{ frames('kernel') }}", "no such figure series")])
+def test_a_misspelt_figure_fails_in_seconds_before_any_training(tmp_path, placeholder, message):
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    chapter = content / "06-training.md"
+    lines = chapter.read_text().split("\n")
+    lines.insert(5, placeholder)
+    chapter.write_text("\n".join(lines))
+    cache = tmp_path / "cache"
+    result = build("--quick", "--out", tmp_path / "site", "--cache-dir", cache, "--content", content)
+    assert result.returncode == 2
+    assert "06-training.md, line 6" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr and "training:" not in result.stderr
+    assert not (cache / "runs").exists() and not (tmp_path / "site").exists()
+
+
 def test_a_syntax_error_in_a_chapter_names_its_line(cache_dir, tmp_path):
     content = tmp_path / "content"
     shutil.copytree(ROOT / "content", content)
