@@ -26,7 +26,7 @@ QUICK = {"train_size": 5000, "validation": 1000, "test_size": 1000, "epochs": 2,
 
 # The consumers of randomness, each with its own Generator spawned from the one seed,
 # so that changing how much one of them draws never changes what another draws.
-RNG_STREAMS = ("data", "training", "gradcheck", "gallery", "faithfulness", "randomization")
+RNG_STREAMS = ("data", "training", "gradcheck", "gallery", "faithfulness", "randomization", "explorer")
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ weights travel in a .js file that the page loads with a <script> tag: it sets
 ``window.CNN_SAMPLES`` (test images with NumPy's probabilities and Grad-CAM
 maps, for the page's self-test against this very code).
 
-Each batch normalisation is folded into the convolution before it: in
-evaluation mode it is the affine map gamma * (x - mean) / sqrt(var + eps) + beta,
-so scaling each output channel's kernel and shifting its bias gives the same
+Each batch normalisation is folded into the convolution before it
+(cnn.model.fold_batchnorm): in evaluation mode it is a fixed affine map, so
+scaling each output channel's kernel and shifting its bias gives the same
 outputs with one layer fewer to compute.
 """
 
@@ -18,6 +18,7 @@ import json
 import numpy as np
 
 from cnn.gradcam import grad_cam
+from cnn.model import fold_batchnorm
 
 FORMAT = 1
 
@@ -26,49 +27,31 @@ def _b64(array, dtype):
     return base64.b64encode(np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
 
 
-def _tensor(array):
-    return {"shape": list(array.shape), "data": _b64(array, np.float32)}
+def _tensor(array, dtype=np.float32):
+    return {"shape": list(array.shape), "dtype": np.dtype(dtype).name, "data": _b64(array, dtype)}
 
 
-def fold_batchnorm(conv, bn):
-    """(weight, bias) of a conv layer with the batch norm that follows it folded in."""
-    scale = bn.params["gamma"] / np.sqrt(bn.buffers["running_var"].astype(np.float64) + bn.eps)
-    weight = conv.params["weight"] * scale[:, None, None, None]
-    bias = (conv.params["bias"] - bn.buffers["running_mean"]) * scale + bn.params["beta"]
-    return weight.astype(np.float32), bias.astype(np.float32)
-
-
-def export_layers(model):
-    """The layers as the JavaScript forward pass runs them: conv (batch norm folded), relu, maxpool, flatten, dense."""
-    layers, i = [], 0
-    while i < len(model.layers):
-        layer = model.layers[i]
+def export_layers(model, dtype=np.float32):
+    """The layers as the JavaScript forward pass runs them -- conv (batch norm folded in, see
+    cnn.model.fold_batchnorm), relu, maxpool, flatten, dense -- with weights stored as dtype."""
+    layers = []
+    for layer in fold_batchnorm(model).layers:
         kind = type(layer).__name__
-        if kind == "Conv2D":
-            if layer.stride != 1:
-                raise ValueError("the in-browser demo supports stride-1 convolutions only")
-            nxt = model.layers[i + 1] if i + 1 < len(model.layers) else None
-            if nxt is not None and type(nxt).__name__ == "BatchNorm2D":
-                weight, bias = fold_batchnorm(layer, nxt)
-                i += 1
-            else:
-                weight, bias = layer.params["weight"], layer.params["bias"]
-            layers.append({"type": "conv", "name": layer.name, "pad": layer.padding,
-                           "weight": _tensor(weight), "bias": _tensor(bias)})
+        if kind in ("Conv2D", "Dense"):
+            if kind == "Conv2D" and layer.stride != 1:
+                raise ValueError("the in-browser network supports stride-1 convolutions only")
+            layers.append({"type": layer.kind, "name": layer.name, "pad": getattr(layer, "padding", 0),
+                           "weight": _tensor(layer.params["weight"], dtype), "bias": _tensor(layer.params["bias"], dtype)})
         elif kind == "ReLU":
             layers.append({"type": "relu", "name": layer.name})
         elif kind == "MaxPool2D":
             layers.append({"type": "maxpool", "name": layer.name, "size": layer.kernel_size, "stride": layer.stride})
         elif kind == "Flatten":
             layers.append({"type": "flatten", "name": layer.name})
-        elif kind == "Dense":
-            layers.append({"type": "dense", "name": layer.name, "weight": _tensor(layer.params["weight"]),
-                           "bias": _tensor(layer.params["bias"])})
         elif kind == "Dropout":
             pass  # the identity in evaluation
         else:
-            raise ValueError(f"the in-browser demo has no {kind} layer")
-        i += 1
+            raise ValueError(f"the in-browser network has no {kind} layer")
     return layers
 
 
@@ -90,10 +73,9 @@ def export_script(model, data, sample_indices, gradcam_layer, class_names, color
     proba = model.predict_proba(x, workers=1)
     pred = proba.argmax(axis=1)
     cams = grad_cam(model, x, pred, gradcam_layer)
-    relu_after = [l.name for l in model.layers[model.index(gradcam_layer):] if l.kind == "relu"][0]
     model_doc = {
         "format": FORMAT, "input_shape": list(model.input_shape), "classes": list(class_names),
-        "gradcam_layer": relu_after, "layers": export_layers(model),
+        "gradcam_layer": gradcam_layer, "layers": export_layers(model),
         "colormap": base64.b64encode(colormap_lut(colormap).tobytes()).decode(),
     }
     samples = {

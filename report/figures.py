@@ -62,7 +62,7 @@ class FigureInputs:
     epochs: list  # History epochs as dicts
     steps: list
     log_every: int
-    snapshots: dict  # epoch -> {conv layer: weights}
+    snapshots: dict  # epoch -> the model's state() after it ({"conv1.weight": ..., ...})
     kernel_lim: float
     acts: list  # per showcase image: {layer name: (C, H, W) activation}
     blocks: list  # layer names of each conv block
@@ -81,6 +81,7 @@ class FigureInputs:
     randomization_maps: dict
     randomization_images: np.ndarray
     demo: dict = None  # the "Try it" page's test images and NumPy's answers
+    over_training: np.ndarray = None  # (epochs + 1, gallery, H, W) Grad-CAM of the gallery after each epoch
 
 
 _WORKER_INPUTS = None  # in a drawing process: the FigureInputs it was started with
@@ -410,7 +411,7 @@ def confusion(f, out_dir, epoch):
 
 
 def kernels(f, out_dir, epoch):
-    w = f.snapshots[epoch]["conv1"][:, 0]  # (F, 3, 3)
+    w = f.snapshots[epoch]["conv1.weight"][:, 0]  # (F, 3, 3)
     lim = f.kernel_lim
     n = len(w)
     cols = 8
@@ -540,7 +541,7 @@ def mistakes(f, out_dir):
 
 # ---------------------------------------------------------------- all of them
 
-def figure_inputs(run, data, context, arrays, explained, demo):
+def figure_inputs(run, data, context, arrays, explained, demo, over_training=None):
     """The FigureInputs of a run: the data, the run, the analysis and the explanations, as raw values."""
     model = run.model
     show = context["showcase"]
@@ -568,7 +569,7 @@ def figure_inputs(run, data, context, arrays, explained, demo):
         "conv": context["conv"], "conv_map": arrays["conv_map"],
         "epochs": epochs, "steps": run.history.steps, "log_every": run.history.log_every,
         "snapshots": run.snapshots,
-        "kernel_lim": float(max(np.abs(s[first_conv]).max() for s in run.snapshots.values())),
+        "kernel_lim": float(max(np.abs(s[f"{first_conv}.weight"]).max() for s in run.snapshots.values())),
         "acts": per_digit, "blocks": blocks, "showcase": show,
         "final_weights": {l.name: l.params["weight"] for l in model.layers if l.kind == "conv"},
         "per_class": context["metrics"]["per_class"], "proba": arrays["proba"],
@@ -580,7 +581,7 @@ def figure_inputs(run, data, context, arrays, explained, demo):
         "randomization": context["explain"]["randomization"],
         "randomization_maps": explained["randomization_maps"],
         "randomization_images": explained["randomization_images"],
-    }, demo=demo)
+    }, demo=demo, over_training=over_training)
 
 
 # The figures a chapter may ask for by a constant name, and the series frames() shows: known
@@ -589,7 +590,7 @@ def figure_inputs(run, data, context, arrays, explained, demo):
 # tests/test_site.py checks these against what a build draws.
 FIXED_NAMES = ("data-samples", "data-balance", "data-means", "architecture", "conv-example", "conv-im2col",
                "train-curves", "train-steps", "per-class", "mistakes",
-               "trust-curves", "trust-randomization", "trust-examples", "gradcam-blank")
+               "trust-curves", "trust-randomization", "trust-examples", "gradcam-blank", "explorer-over-training")
 SERIES = ("confusion", "kernels", "conv-slide")
 
 

@@ -292,8 +292,34 @@ def demo_samples(f, out_dir):
     return entries
 
 
+def over_training(f, out_dir):
+    """Grad-CAM of the first gallery images after every epoch, one row per image."""
+    maps = f.over_training  # (epochs + 1, images, H, W)
+    epochs, n = maps.shape[0], min(4, maps.shape[1])
+    fig = Figure(figsize=(1.05 * epochs + 0.5, 1.1 * n + 0.35), layout="constrained")
+    axes = fig.subplots(n, epochs, squeeze=False)
+    for r in range(n):
+        item = f.gallery[r]
+        for e in range(epochs):
+            ax = axes[r, e]
+            _blank(ax)
+            ax.imshow(overlay(f.x_test[item["index"], 0], maps[e, r]))
+            if r == 0:
+                ax.set_title("start" if e == 0 else f"epoch {e}", fontsize=8)
+        axes[r, 0].set_ylabel(f"#{item['index']}", fontsize=8)
+    names = f.class_names
+    rows = "; ".join(f"#{f.gallery[r]['index']} ({names[f.gallery[r]['pred']]})" for r in range(n))
+    return _entry(fig, out_dir, "explorer-over-training",
+                  f"Grad-CAM maps at {f.layer} of {n} gallery images, one row each ({rows}), for the class the "
+                  f"final network chooses, from initialisation (left) to the last epoch (right).",
+                  f"The same {n} test images, the Grad-CAM map of the final answer's class at {f.layer} under the "
+                  "network at initialisation and after each epoch.")
+
+
 def jobs(f):
     out = [(gallery_item, (g,)) for g in range(len(f.gallery))]
+    if f.over_training is not None:
+        out.append((over_training, ()))
     out.append((demo_samples, ()))
     out += [(trust_curves, ()), (trust_randomization, ()), (trust_examples, ())]
     if f.blank:

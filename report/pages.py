@@ -257,6 +257,7 @@ class Renderer:
             names = self.context["dataset"]["class_names"]
             items = [{"why": item["why"], "index": item["index"], "said": names[item["pred"]],
                       "confidence": 100 * item["confidence"], "href": url(f"gallery/{item['index']}.html"),
+                      "explore": url("explorer.html") + f"#image={item['index']}",
                       "src": url(self.figures[f"gallery/{item['index']}/class-{item['pred']}"]["src"]),
                       "verdict": f"labelled {names[item['label']]}" + ("" if item["correct"] else ": wrong")}
                      for item in self.context["explain"]["gallery"]]

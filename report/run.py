@@ -24,7 +24,7 @@ from cnn.train import History, fit
 
 from .config import CACHE_MARKER, digest, source_hash
 
-FORMAT = 2  # 2: a validation split held out of the training images; History.initial
+FORMAT = 3  # 2: a validation split held out of the training images; History.initial; 3: whole snapshots
 # The code a trained run depends on; editing the explanation code (gradcam.py,
 # attribution.py, gradcheck.py) redraws the figures but does not retrain.
 TRAINING_SOURCES = ("atomic.py", "data.py", "errors.py", "functional.py", "init.py", "layers.py", "losses.py", "model.py",
@@ -35,9 +35,15 @@ TRAINING_SOURCES = ("atomic.py", "data.py", "errors.py", "functional.py", "init.
 class Run:
     model: Sequential
     history: History
-    snapshots: dict  # epoch (0 = before training) -> {layer name: conv weights}
+    snapshots: dict  # epoch (0 = before training) -> the model's state() then: every parameter and buffer
     key: str
     reused: bool
+
+    def model_at(self, epoch):
+        """The network as it was after `epoch` epochs (0: at initialisation)."""
+        model = Sequential.from_architecture(self.model.architecture(), np.random.default_rng(0))
+        model.set_state(self.snapshots[epoch], source=f"the snapshot of epoch {epoch}")
+        return model
 
 
 def run_key(config, data_checksum):
@@ -91,11 +97,10 @@ def train(config, data, rng, log):
     """Train the default network on data with the configuration's recipe, measured on the validation split."""
     t = config.train
     model = default_cnn(rng, num_classes=len(data.class_names))
-    conv_names = [l.name for l in model.layers if l.kind == "conv"]
-    snapshots = {0: {n: model.layer(n).params["weight"].copy() for n in conv_names}}
+    snapshots = {0: {k: v.copy() for k, v in model.state().items()}}
 
     def snapshot(model, record):
-        snapshots[record.epoch] = {n: model.layer(n).params["weight"].copy() for n in conv_names}
+        snapshots[record.epoch] = {k: v.copy() for k, v in model.state().items()}
 
     log(f"training: {len(data.x_train):,} images ({len(data.x_val):,} more held out for validation), "
         f"{t.epochs} epochs, batch {t.batch_size}, {t.optimizer} lr {t.lr:g}")
@@ -143,7 +148,7 @@ def _load(entry, key):
         with np.load(entry / "snapshots.npz", allow_pickle=False) as npz:
             snapshots = {}
             for k in npz.files:
-                epoch, name = k.split("/")
+                epoch, name = k.split("/")  # "3/conv1.weight"
                 snapshots.setdefault(int(epoch), {})[name] = npz[k]
         if sorted(snapshots) != list(range(len(history.epochs) + 1)):
             raise UserError(f"{entry / 'snapshots.npz'}: snapshots of epochs {sorted(snapshots)} "

@@ -13,14 +13,17 @@ from pathlib import Path
 CHROMIUM = "/usr/lib/chromium/chromium"  # Debian's binary; /usr/bin/chromium is a shell wrapper
 
 
-def screenshot(page, out, width=1280, height=900, top=0, dark=False):
-    """A width x height picture of page, starting `top` pixels down the page (in dark mode if dark)."""
+def screenshot(page, out, width=1280, height=900, top=0, dark=False, fragment=""):
+    """A width x height picture of page, starting `top` pixels down the page (in dark mode if dark).
+
+    The page's scripts get a few seconds (of virtual time) to run first: the explorer unpacks its data."""
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                         "--no-first-run", "--disable-background-networking", f"--user-data-dir={profile}",
                         f"--window-size={width},{height + top}", "--hide-scrollbars", f"--screenshot={out}",
+                        "--virtual-time-budget=5000",
                         *(["--force-dark-mode", "--blink-settings=preferredColorScheme=0"] if dark else []),
-                        Path(page).resolve().as_uri()], check=True, capture_output=True)
+                        Path(page).resolve().as_uri() + fragment], check=True, capture_output=True)
     if top:
         from PIL import Image
 
@@ -38,10 +41,11 @@ def main():
     p.add_argument("--height", type=int, default=900)
     p.add_argument("--dark", action="store_true", help="as a reader in dark mode sees it")
     args = p.parse_args()
-    page = Path(args.site) / args.page
+    name, hash_, fragment = args.page.partition("#")  # explorer.html#image=8: a view of the explorer
+    page = Path(args.site) / name
     if not page.is_file():
         sys.exit(f"error: {page} not found; build the site first")
-    screenshot(page, args.out, args.width, args.height, args.top, args.dark)
+    screenshot(page, args.out, args.width, args.height, args.top, args.dark, hash_ + fragment)
     print(args.out)
 
 

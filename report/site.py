@@ -36,15 +36,18 @@ from .config import CACHE_MARKER, ROOT, SITE_MARKER, TEMPLATES_DIR, digest, sour
 from .context import analyse
 from .export import demo_indices, export_script
 from .explain import explain
+from .explorer import SNAPSHOTS_SCRIPT, TEST_SET_SCRIPT, explorer_artifacts, page_networks, selftest_reference
 from .memory import PeakMemory, release_freed_memory
 from .pages import Page, Renderer, check_chapters, gather_pages, pygments_css
-from .browsercheck import selftest
+from .browsercheck import explorer_selftest, selftest
 from .run import conv_layer_names, log_stderr, obtain_run
 
-ARTIFACTS_FORMAT = 2  # 2: every file's SHA-256 in artifacts.json
+ARTIFACTS_FORMAT = 3  # 2: every file's SHA-256 in artifacts.json; 3: the explorer's scripts
 # The code the cached analysis and figures depend on (besides the run's own, in report/run.py).
-FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "export.py", "figures.py", "gradcam_figures.py")
+FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "explorer.py", "export.py", "figures.py",
+                  "gradcam_figures.py")
 MODEL_SCRIPT = "trained-model.js"  # the exported network, served as static/js/trained-model.js
+SCRIPTS = (MODEL_SCRIPT, TEST_SET_SCRIPT, SNAPSHOTS_SCRIPT)  # data for the pages, made with the figures
 EXPLANATION_SOURCES = ("attribution.py", "gradcam.py", "gradcheck.py")
 # cnn/ files that nothing cached depends on: read by the tests, and by source() when the pages are written
 UNCACHED_SOURCES = ("reference.py",)
@@ -112,8 +115,10 @@ def _build(config, log, templates_dir, memory):
                     log(f"pages: {len(pages)} chapters, {len(context['explain']['gallery'])} gallery pages")
                 with timings.phase("browser"):
                     browser = _browser_selftest(tmp, log)
+                    explorer_check = _explorer_selftest(tmp, run, data, config, log)
                 record = run_record(config, context, run, drawn, timings, tmp)
                 record["browser"] = browser
+                record["explorer"] = dict(context["explorer"], **explorer_check)
                 record["memory_mb"]["all_processes"] = memory.peak_mb  # up to the self-test
                 (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         except OSError as e:
@@ -268,11 +273,17 @@ def obtain_artifacts(config, run, data, log):
         context["demo"] = {"bytes": len(script.encode()), "samples": [
             {"index": int(i), "label": int(data.y_test[i]), "pred": int(demo["pred"][j]),
              "confidence": float(demo["proba"][j].max())} for j, i in enumerate(idx)]}
-    inputs = figures.figure_inputs(run, data, context, arrays, explained, {"indices": idx, **demo})
+    with made.phase("explorer"):
+        log("explorer: every test image, the network after every epoch")
+        context["explorer"], scripts, over_training = explorer_artifacts(run, data, arrays["proba"], context,
+                                                                         rngs["explorer"])
+    scripts[MODEL_SCRIPT] = script
+    inputs = figures.figure_inputs(run, data, context, arrays, explained, {"indices": idx, **demo}, over_training)
     del arrays, explained  # what the figures need is in inputs
     release_freed_memory()
     with atomic_folder(entry, CACHE_MARKER) as tmp:
-        (tmp / MODEL_SCRIPT).write_text(script)
+        for name, text in scripts.items():
+            (tmp / name).write_text(text)
         log(f"figures: drawing with {config.jobs} process(es)")
         with made.phase("chapter_figures"):
             entries = figures.render_all(inputs, tmp / "figures", figures.jobs(inputs), config.jobs)
@@ -298,11 +309,11 @@ def _load_artifacts(entry):
         context, entries, files = saved["context"], saved["figures"], saved["files"]
         if not isinstance(context, dict) or not isinstance(entries, dict) or not isinstance(files, dict):
             raise ValueError("artifacts.json is not a record of this build's artifacts")
-        for required in ("metrics", "explain", "made", "demo"):
+        for required in ("metrics", "explain", "made", "demo", "explorer"):
             if required not in context:
                 raise ValueError(f"artifacts.json has no {required!r}")
         listed = set(files)
-        for name in [MODEL_SCRIPT] + [f["src"] for f in entries.values()]:
+        for name in list(SCRIPTS) + [f["src"] for f in entries.values()]:
             if name not in listed:
                 raise ValueError(f"{name} is not listed in artifacts.json")
         for name, sha in files.items():
@@ -347,7 +358,8 @@ def write_site(out, pages, context, figure_entries, figure_dir, templates_dir):
                             method_names=context["explain"]["methods"])
     shutil.copytree(figure_dir, out / "figures")
     shutil.copytree(Path(templates_dir) / "static", out / "static")
-    shutil.copyfile(Path(figure_dir).parent / MODEL_SCRIPT, out / "static" / "js" / MODEL_SCRIPT)
+    for name in SCRIPTS:
+        shutil.copyfile(Path(figure_dir).parent / name, out / "static" / "js" / name)
     (out / "static" / "pygments.css").write_text(pygments_css())
     (out / "math").mkdir()
     for name, svg in sorted(renderer.math.files.items()):
@@ -399,3 +411,23 @@ def _browser_selftest(site_dir, log):
             f"{result['ms']:.1f} ms per forward pass + Grad-CAM")
         result["passed"] = ok
     return result
+
+
+EXPLORER_TOLERANCE = 1e-4  # the largest absolute difference allowed between the page's numbers and NumPy's
+
+
+def _explorer_selftest(site_dir, run, data, config, log):
+    """The explorer's JavaScript against NumPy in headless Chromium, and the page's own timings."""
+    js = Path(site_dir) / "static" / "js"
+    header, docs = selftest_reference(page_networks(run), data, config.rngs()["explorer"])
+    check = explorer_selftest([js / MODEL_SCRIPT, js / SNAPSHOTS_SCRIPT, js / "cnn.js"], header, docs)
+    if not check["measured"]:
+        log(f"browser: explorer self-test not measured: {check['reason']}")
+        return {"selftest": check}
+    worst = max(w["abs"] for w in check["worst"].values())
+    check["tolerance"] = EXPLORER_TOLERANCE
+    check["passed"] = bool(worst <= EXPLORER_TOLERANCE)  # false for NaN too
+    log(f"browser: explorer self-test {'passed' if check['passed'] else 'FAILED'}: {check['compared']:,} arrays "
+        f"({check['images']} images x {check['classes']} classes x {check['networks']} networks), largest "
+        f"difference {worst:.1e}, in {check['seconds']:.1f} s")
+    return {"selftest": check}

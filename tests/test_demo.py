@@ -4,25 +4,8 @@ import json
 import os
 import time
 
-import numpy as np
 import pytest
 
-from cnn.layers import BatchNorm2D, Conv2D
-from report.export import fold_batchnorm
-
-
-def test_folding_batch_norm_into_the_convolution_changes_no_output(rng):
-    conv, bn = Conv2D(3, 5, 3, padding=1, rng=rng), BatchNorm2D(5)
-    bn.params["gamma"] = rng.uniform(0.5, 2, 5).astype(np.float32)
-    bn.params["beta"] = rng.standard_normal(5).astype(np.float32)
-    bn.buffers["running_mean"] = rng.standard_normal(5).astype(np.float32)
-    bn.buffers["running_var"] = rng.uniform(0.2, 3, 5).astype(np.float32)
-    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
-    expected = bn.forward(conv.forward(x))
-    w, b = fold_batchnorm(conv, bn)
-    folded = Conv2D(3, 5, 3, padding=1, rng=rng)
-    folded.params = {"weight": w, "bias": b}
-    np.testing.assert_allclose(folded.forward(x), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_the_exported_model_is_compact_and_loads_with_a_script_tag(quick_site):

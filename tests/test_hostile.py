@@ -253,7 +253,7 @@ def test_source_reads_only_the_projects_python_files(tmp_path, call):
 @pytest.mark.parametrize("placeholder,words", [
     ("{{ 1/0 }}", ["ZeroDivisionError"]),
     ("{{ figure('no-such-figure') }}", ["no such figure"]),
-    ("{{ frames('train-curves', label=1/0) }}", ["ZeroDivisionError"]),
+    ("{{ frames('kernels', label=1/0) }}", ["ZeroDivisionError"]),
     ("{{ ''.__class__.__mro__[1].__subclasses__() }}", ["unsafe"]),
     ("{{ cycler.__init__.__globals__.os.popen('id').read() }}", []),
 ])

@@ -1,27 +1,68 @@
-// The trained network in the browser: forward pass, softmax and Grad-CAM.
-// Plain JavaScript, no dependencies, no DOM: the same computation as cnn/ in
-// NumPy, on the weights build.py exported (batch norm folded into each conv).
-// Arrays are flat Float32Arrays in channel, row, column order.
+// The trained network in the browser: forward and backward passes, softmax, and the
+// explanations -- Grad-CAM with every step, saliency, guided backpropagation, guided
+// Grad-CAM and occlusion. Plain JavaScript, no dependencies, no DOM: the same
+// computations as cnn/ in NumPy (cnn/model.py, cnn/gradcam.py, cnn/attribution.py), on
+// the weights build.py exported (batch norm folded into each conv). Arrays are flat
+// typed arrays in channel, row, column order.
 "use strict";
 
 const CNN = (function () {
-  function decodeFloats(b64) {
-    const bytes = Uint8Array.from(atob(b64), function (c) { return c.charCodeAt(0); });
-    return new Float32Array(bytes.buffer);  // little-endian, as exported
+  // ------------------------------------------------------------ weights
+
+  function decodeBytes(b64) {
+    const text = atob(b64);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    return bytes;
+  }
+
+  // IEEE half precision -> number (sign, 5-bit exponent, 10-bit fraction).
+  function halfToFloat(h) {
+    const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+    if (exp === 0) return sign * frac * Math.pow(2, -24);  // subnormal
+    if (exp === 31) return frac ? NaN : sign * Infinity;
+    return sign * (1 + frac / 1024) * Math.pow(2, exp - 15);
+  }
+
+  // base64 of little-endian float32 or float16 values -> Float32Array
+  function decodeFloats(b64, dtype) {
+    const bytes = decodeBytes(b64);
+    if (dtype !== "float16") return new Float32Array(bytes.buffer);
+    const halves = new Uint16Array(bytes.buffer), out = new Float32Array(halves.length);
+    for (let i = 0; i < halves.length; i++) out[i] = halfToFloat(halves[i]);
+    return out;
+  }
+
+  // The block output of each conv layer, as block_outputs in cnn/gradcam.py: the last layer
+  // after the conv (its ReLU) before a pooling, flatten or dense layer.
+  function blockOutputs(layers) {
+    const out = {};
+    let current = null;
+    for (const layer of layers) {
+      if (layer.type === "conv") current = layer.name;
+      else if (["maxpool", "flatten", "dense"].includes(layer.type)) current = null;
+      if (current !== null) out[current] = layer.name;
+    }
+    return out;
   }
 
   function load(doc) {
     const layers = doc.layers.map(function (l) {
       const out = Object.assign({}, l);
       if (l.weight) {
-        out.weight = decodeFloats(l.weight.data);
+        out.weight = decodeFloats(l.weight.data, l.weight.dtype);
         out.wshape = l.weight.shape;
-        out.bias = decodeFloats(l.bias.data);
+        out.bias = decodeFloats(l.bias.data, l.bias.dtype);
       }
       return out;
     });
-    return { layers: layers, inputShape: doc.input_shape, classes: doc.classes, gradcamLayer: doc.gradcam_layer };
+    const blocks = blockOutputs(layers);
+    const convs = Object.keys(blocks);
+    return { layers: layers, inputShape: doc.input_shape, classes: doc.classes, blocks: blocks,
+             convLayers: convs, gradcamLayer: doc.gradcam_layer };
   }
+
+  // ------------------------------------------------------------ forward
 
   // x: [C, H, W] -> [F, H', W'], K x K kernel, stride 1, zero padding `pad`.
   function conv(x, shape, layer) {
@@ -107,7 +148,7 @@ const CNN = (function () {
     return p;
   }
 
-  // Run one image [1, 28, 28]; keep every layer's output by name.
+  // Run one image [C, H, W]; keep every layer's output by name (and the input).
   function forward(net, image) {
     let x = image, shape = net.inputShape.slice();
     const acts = {};
@@ -119,11 +160,109 @@ const CNN = (function () {
       else if (layer.type === "dense") { x = dense(x, layer); shape = [x.length]; }
       acts[layer.name] = { data: x, shape: shape };
     }
-    return { scores: x, probabilities: softmax(x), acts: acts };
+    return { input: image, scores: x, probabilities: softmax(x), acts: acts };
   }
 
-  // Bilinear resampling of an n x n map to size x size, half-pixel centres (as cnn/gradcam.py).
-  function upsample(map, n, size) {
+  // ------------------------------------------------------------ backward
+
+  // dx = dout @ W^T for out = x @ W + b
+  function denseBackward(g, layer) {
+    const [n, m] = layer.wshape;
+    const w = layer.weight, dx = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      const row = i * m;
+      for (let j = 0; j < m; j++) s += w[row + j] * g[j];
+      dx[i] = s;
+    }
+    return dx;
+  }
+
+  // Only where the ReLU passed its input on; guided backpropagation also blocks negative gradients.
+  function reluBackward(g, out, guided) {
+    const dx = new Float64Array(g.length);
+    for (let i = 0; i < g.length; i++) if (out[i] > 0 && (!guided || g[i] > 0)) dx[i] = g[i];
+    return dx;
+  }
+
+  // Each window's gradient goes to its first maximum in row-major order, as in cnn/functional.py.
+  function maxpoolBackward(g, input, layer) {
+    const [C, H, W] = input.shape, x = input.data, size = layer.size, stride = layer.stride;
+    const OH = Math.floor((H - size) / stride) + 1, OW = Math.floor((W - size) / stride) + 1;
+    const dx = new Float64Array(C * H * W);
+    for (let c = 0; c < C; c++) {
+      for (let i = 0; i < OH; i++) {
+        for (let j = 0; j < OW; j++) {
+          let m = -Infinity, at = -1;
+          for (let u = 0; u < size; u++) {
+            for (let v = 0; v < size; v++) {
+              const k = (c * H + i * stride + u) * W + j * stride + v;
+              if (x[k] > m) { m = x[k]; at = k; }
+            }
+          }
+          dx[at] += g[(c * OH + i) * OW + j];
+        }
+      }
+    }
+    return dx;
+  }
+
+  // dx of a stride-1 convolution: every output gradient spreads back over the window it read.
+  function convBackward(g, inShape, layer) {
+    const [F, C, K] = layer.wshape;
+    const [, H, W] = inShape;
+    const pad = layer.pad, OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
+    const w = layer.weight, dx = new Float64Array(C * H * W);
+    for (let f = 0; f < F; f++) {
+      for (let i = 0; i < OH; i++) {
+        for (let j = 0; j < OW; j++) {
+          const gv = g[(f * OH + i) * OW + j];
+          if (gv === 0) continue;
+          for (let c = 0; c < C; c++) {
+            for (let u = 0; u < K; u++) {
+              const y = i + u - pad;
+              if (y < 0 || y >= H) continue;
+              const xrow = (c * H + y) * W;
+              const wrow = ((f * C + c) * K + u) * K;
+              for (let v = 0; v < K; v++) {
+                const xx = j + v - pad;
+                if (xx >= 0 && xx < W) dx[xrow + xx] += w[wrow + v] * gv;
+              }
+            }
+          }
+        }
+      }
+    }
+    return dx;
+  }
+
+  // The gradient of the score of class c (before the softmax) at every layer's output, and at
+  // the input, as Sequential.backward_all: grads[name] is d score / d (output of that layer).
+  // guided: guided backpropagation's rule at every ReLU. stopAt: a layer name; the pass stops
+  // once it has that layer's gradient (Grad-CAM of a late layer needs no more).
+  function backward(net, result, c, guided, stopAt) {
+    const grads = {};
+    let g = new Float64Array(result.scores.length);
+    g[c] = 1;
+    for (let li = net.layers.length - 1; li >= 0; li--) {
+      const layer = net.layers[li];
+      grads[layer.name] = g;
+      if (layer.name === stopAt) return grads;
+      const below = li > 0 ? result.acts[net.layers[li - 1].name] : { data: result.input, shape: net.inputShape };
+      if (layer.type === "dense") g = denseBackward(g, layer);
+      else if (layer.type === "relu") g = reluBackward(g, result.acts[layer.name].data, guided);
+      else if (layer.type === "maxpool") g = maxpoolBackward(g, below, layer);
+      else if (layer.type === "conv") g = convBackward(g, below.shape, layer);
+      else if (layer.type !== "flatten") throw new Error("no backward pass for " + layer.type);
+    }
+    grads.input = g;
+    return grads;
+  }
+
+  // ------------------------------------------------------------ explanations
+
+  // Bilinear resampling of an n x m map to rows x cols, half-pixel centres (as cnn/gradcam.py).
+  function bilinear(size, n) {
     const src = new Float64Array(size), lo = new Int32Array(size), hi = new Int32Array(size);
     for (let o = 0; o < size; o++) {
       let s = (o + 0.5) * n / size - 0.5;
@@ -132,64 +271,105 @@ const CNN = (function () {
       hi[o] = Math.min(lo[o] + 1, n - 1);
       src[o] = s - lo[o];
     }
-    const out = new Float32Array(size * size);
-    for (let i = 0; i < size; i++) {
-      for (let j = 0; j < size; j++) {
-        const fy = src[i], fx = src[j];
-        const a = map[lo[i] * n + lo[j]], b = map[lo[i] * n + hi[j]];
-        const c = map[hi[i] * n + lo[j]], d = map[hi[i] * n + hi[j]];
-        out[i * size + j] = (1 - fy) * ((1 - fx) * a + fx * b) + fy * ((1 - fx) * c + fx * d);
+    return { frac: src, lo: lo, hi: hi };
+  }
+
+  function upsample(map, n, m, rows, cols) {
+    const r = bilinear(rows, n), q = bilinear(cols, m);
+    const out = new Float64Array(rows * cols);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < cols; j++) {
+        const fy = r.frac[i], fx = q.frac[j];
+        const a = map[r.lo[i] * m + q.lo[j]], b = map[r.lo[i] * m + q.hi[j]];
+        const c = map[r.hi[i] * m + q.lo[j]], d = map[r.hi[i] * m + q.hi[j]];
+        out[i * cols + j] = (1 - fy) * ((1 - fx) * a + fx * b) + fy * ((1 - fx) * c + fx * d);
       }
     }
     return out;
   }
 
-  // Grad-CAM for class c: the gradient of score c flows back through the layers after
-  // the explained one (flatten, dense, relu), then alpha_k = mean gradient of map k,
-  // map = ReLU(sum_k alpha_k A^k), upsampled and divided by its maximum.
-  function gradcam(net, result, c) {
-    const names = net.layers.map(function (l) { return l.name; });
-    const start = names.indexOf(net.gradcamLayer);
-    let grad = new Float64Array(result.scores.length);
-    grad[c] = 1;
-    for (let li = net.layers.length - 1; li > start; li--) {
-      const layer = net.layers[li];
-      if (layer.type === "dense") {
-        const [n, m] = layer.wshape;
-        const w = layer.weight;
-        const down = new Float64Array(n);
-        for (let i = 0; i < n; i++) {
-          let s = 0;
-          const row = i * m;
-          for (let j = 0; j < m; j++) s += w[row + j] * grad[j];
-          down[i] = s;
-        }
-        grad = down;
-      } else if (layer.type === "relu") {
-        const out = result.acts[layer.name].data;
-        for (let i = 0; i < grad.length; i++) if (!(out[i] > 0)) grad[i] = 0;
-      } else if (layer.type !== "flatten") {
-        throw new Error("Grad-CAM in the browser cannot pass back through " + layer.type);
-      }
-    }
-    const A = result.acts[net.gradcamLayer];
-    const [K, H, W] = A.shape;
-    const weights = new Float64Array(K);
-    const cam = new Float64Array(H * W);
-    for (let k = 0; k < K; k++) {
-      let s = 0;
-      for (let p = 0; p < H * W; p++) s += grad[k * H * W + p];
-      weights[k] = s / (H * W);
-      for (let p = 0; p < H * W; p++) cam[p] += weights[k] * A.data[k * H * W + p];
-    }
-    for (let p = 0; p < H * W; p++) if (cam[p] < 0) cam[p] = 0;
-    const size = net.inputShape[1];
-    const up = upsample(cam, H, size);
+  function normalized(map) {
     let peak = 0;
-    for (const v of up) if (v > peak) peak = v;
-    if (peak > 0) for (let i = 0; i < up.length; i++) up[i] /= peak;
-    return { map: up, weights: weights, empty: peak === 0 };
+    for (const v of map) if (v > peak) peak = v;
+    const out = new Float64Array(map.length);
+    if (peak > 0) for (let i = 0; i < map.length; i++) out[i] = map[i] / peak;
+    return out;
   }
 
-  return { load: load, forward: forward, gradcam: gradcam, decodeFloats: decodeFloats };
+  // Grad-CAM of class c at a conv layer, every step (cnn/gradcam.py):
+  //   alpha_k = mean of d y^c / d A^k,  weightedSum = sum_k alpha_k A^k,  cam = ReLU(weightedSum),
+  //   then upsampled to the input's size and divided by its maximum (map).
+  // grads: from backward() for class c, if already computed (they reach every layer).
+  function gradcam(net, result, c, convLayer, grads) {
+    convLayer = convLayer || net.gradcamLayer;
+    const block = net.blocks[convLayer];
+    grads = grads || backward(net, result, c, false, block);
+    const A = result.acts[block], G = grads[block];
+    const [K, H, W] = A.shape, P = H * W;
+    const weights = new Float64Array(K), weightedSum = new Float64Array(P), cam = new Float64Array(P);
+    for (let k = 0; k < K; k++) {
+      let s = 0;
+      for (let p = 0; p < P; p++) s += G[k * P + p];
+      weights[k] = s / P;
+      for (let p = 0; p < P; p++) weightedSum[p] += weights[k] * A.data[k * P + p];
+    }
+    for (let p = 0; p < P; p++) cam[p] = weightedSum[p] > 0 ? weightedSum[p] : 0;
+    const [, rows, cols] = net.inputShape;
+    const up = upsample(cam, H, W, rows, cols);
+    const map = normalized(up);
+    return { layer: convLayer, block: block, activations: A.data, gradients: G, shape: [K, H, W],
+             weights: weights, weightedSum: weightedSum, cam: cam, upsampled: up, map: map,
+             empty: map.every(function (v) { return v === 0; }) };
+  }
+
+  // |d y^c / d x|, the largest over input channels (saliency, cnn/attribution.py).
+  // guided: guided backpropagation's positive part instead. grads: backward()'s, if at hand.
+  function inputMap(net, result, c, guided, grads) {
+    const g = (grads || backward(net, result, c, guided)).input;
+    const [C, H, W] = net.inputShape, P = H * W;
+    const out = new Float64Array(P).fill(guided ? 0 : -Infinity);
+    for (let ch = 0; ch < C; ch++) {
+      for (let p = 0; p < P; p++) {
+        const v = guided ? Math.max(g[ch * P + p], 0) : Math.abs(g[ch * P + p]);
+        if (v > out[p]) out[p] = v;
+      }
+    }
+    return out;
+  }
+
+  function saliency(net, result, c, grads) { return inputMap(net, result, c, false, grads); }
+  function guidedBackprop(net, result, c) { return inputMap(net, result, c, true); }
+
+  // Window starts 0, stride, 2 stride, ... up to the first window that reaches the border.
+  function windowStarts(size, patch, stride) {
+    const last = Math.ceil(Math.max(size - patch, 0) / stride), starts = [];
+    for (let i = 0; i <= last; i++) starts.push(i * stride);
+    return starts;
+  }
+
+  // The drop in the probability of class c when a patch x patch square is blanked, averaged
+  // per pixel over the patches covering it (occlusion in cnn/attribution.py).
+  function occlusion(net, image, c, patch, stride) {
+    patch = patch || 7; stride = stride || 3;
+    const [C, H, W] = net.inputShape, P = H * W;
+    const base = forward(net, image).probabilities[c];
+    const sum = new Float64Array(P), count = new Float64Array(P);
+    for (const y0 of windowStarts(H, patch, stride)) {
+      for (const x0 of windowStarts(W, patch, stride)) {
+        const x = Float32Array.from(image);
+        for (let ch = 0; ch < C; ch++)
+          for (let y = y0; y < Math.min(y0 + patch, H); y++)
+            for (let xx = x0; xx < Math.min(x0 + patch, W); xx++) x[ch * P + y * W + xx] = 0;
+        const drop = base - forward(net, x).probabilities[c];
+        for (let y = y0; y < Math.min(y0 + patch, H); y++)
+          for (let xx = x0; xx < Math.min(x0 + patch, W); xx++) { sum[y * W + xx] += drop; count[y * W + xx] += 1; }
+      }
+    }
+    for (let p = 0; p < P; p++) sum[p] /= count[p];
+    return sum;
+  }
+
+  return { load: load, forward: forward, backward: backward, gradcam: gradcam, saliency: saliency,
+           guidedBackprop: guidedBackprop, occlusion: occlusion, upsample: upsample, normalized: normalized,
+           decodeFloats: decodeFloats, decodeBytes: decodeBytes };
 })();

@@ -95,6 +95,8 @@
     ctx.fillRect(0, 0, pad.width, pad.height);
     current = null;
     chosen = null;
+    const link = document.getElementById("demo-explore");
+    if (link) link.hidden = true;
     render();
   }
 
@@ -255,7 +257,11 @@
     ctx.drawImage(small, 0, 0, pad.width, pad.height);
     chosen = null;
     classify();
+    explore.href = explore.dataset.base + "#image=" + samples.indices[i];
+    explore.textContent = "Test image #" + samples.indices[i] + " in the explorer, every step";
+    explore.hidden = false;
   });
+  const explore = document.getElementById("demo-explore");
 
   page.hidden = false;
   document.getElementById("demo-static").hidden = true;

@@ -1,0 +1,179 @@
+"""The explorer's data: every test image, the network after every epoch, and NumPy's answers
+for the page's self-test.
+
+The page loads its data with <script> tags (browsers refuse fetch() of local files on file://):
+
+- static/js/test-set.js sets window.CNN_TEST: every test image as uint8 pixels, its label,
+  and NumPy's predicted class and confidence, in one zlib stream, base64-encoded; the page
+  unpacks it with the browser's DecompressionStream("deflate").
+- static/js/snapshots.js sets window.CNN_SNAPSHOTS: the network at initialisation and after
+  every epoch but the last, batch norm folded in, weights rounded to float16. The network
+  after the last epoch is trained-model.js, in float32.
+
+The self-test's reference -- NumPy's Grad-CAM steps at every conv layer, saliency and guided
+backpropagation, for a stratified set of test images, every class and every snapshot -- is
+not published: the build writes it beside a harness page in a temporary folder and runs that
+page in headless Chromium (report/browsercheck.py). NumPy computes it on the very weights
+the page holds: the float32 network for the last epoch, the float16-rounded ones before.
+What the rounding itself changes is measured separately (float16_effect).
+"""
+
+import base64
+import json
+import zlib
+
+import numpy as np
+
+from cnn.attribution import class_probability, deletion_insertion, guided_backprop, saliency, spearman
+from cnn.data import stratified_indices
+from cnn.gradcam import block_outputs, grad_cam
+from cnn.model import fold_batchnorm
+
+from .export import export_layers
+
+TEST_SET_SCRIPT = "test-set.js"
+SNAPSHOTS_SCRIPT = "snapshots.js"
+SELFTEST_IMAGES = 50  # at least 5 of each class
+
+
+def _js(name, doc, comment):
+    return f"// {comment} Written by build.py; do not edit.\nwindow.{name} = {json.dumps(doc, separators=(',', ':'))};\n"
+
+
+def test_set_script(data, proba):
+    """window.CNN_TEST: every test image, its label, NumPy's predicted class and confidence."""
+    x = data.x_test
+    n = len(x)
+    pixels = (x * 255).round().astype(np.uint8)  # the images were stored as bytes: exact
+    pred = proba.argmax(axis=1)
+    raw = b"".join([pixels.tobytes(), data.y_test.astype(np.uint8).tobytes(), pred.astype(np.uint8).tobytes(),
+                    proba.max(axis=1).astype("<f4").tobytes()])
+    doc = {"count": n, "shape": list(x.shape[1:]), "layout": ["pixels uint8", "labels uint8", "pred uint8",
+                                                              "confidence float32"],
+           "deflate": base64.b64encode(zlib.compress(raw, 9)).decode()}
+    return _js("CNN_TEST", doc, "The test images, their labels and NumPy's answers.")
+
+
+def page_networks(run):
+    """{epoch: the network the page runs after that epoch}: batch norm folded; float16 weights before
+    the last epoch (float32 for the last, as trained-model.js holds it)."""
+    last = max(run.snapshots)
+    out = {}
+    for epoch in sorted(run.snapshots):
+        model = fold_batchnorm(run.model_at(epoch))
+        if epoch != last:
+            for layer in model.layers:
+                layer.params = {k: v.astype(np.float16).astype(np.float32) for k, v in layer.params.items()}
+        out[epoch] = model
+    return out
+
+
+def snapshots_script(run, class_names, layer):
+    """window.CNN_SNAPSHOTS: the network at initialisation and after every epoch but the last, in float16."""
+    last = max(run.snapshots)
+    doc = [{"epoch": e, "format": 1, "input_shape": list(run.model.input_shape), "classes": list(class_names),
+            "gradcam_layer": layer, "layers": export_layers(run.model_at(e), np.float16)}
+           for e in sorted(run.snapshots) if e != last]
+    return _js("CNN_SNAPSHOTS", doc, "The network before the last epoch: at initialisation and after each epoch.")
+
+
+def float16_effect(run, data, networks, indices):
+    """What rounding the snapshots to float16 changes, on the test images `indices`."""
+    x = data.x_test[indices]
+    rows = []
+    for epoch, net in networks.items():
+        if epoch == max(networks):
+            continue
+        exact = run.model_at(epoch)
+        p, q = exact.predict_proba(x, workers=1), net.predict_proba(x, workers=1)
+        layer = list(block_outputs(exact))[-1]
+        c = p.argmax(axis=1)
+        a, b = _maps(exact, x, c, layer), _maps(net, x, c, layer)
+        rows.append({"epoch": epoch, "max_probability_change": float(np.abs(p - q).max()),
+                     "changed_predictions": int((p.argmax(axis=1) != q.argmax(axis=1)).sum()),
+                     "max_gradcam_change": float(np.abs(a - b).max())})
+    return {"images": int(len(indices)), "epochs": rows}
+
+
+def _maps(model, x, classes, layer, size=100):
+    """Normalised Grad-CAM maps, `size` images at a time (a pass keeps every layer's output)."""
+    return np.concatenate([grad_cam(model, x[i : i + size], classes[i : i + size], layer).normalized
+                           for i in range(0, len(x), size)])
+
+
+def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
+    """(header, one doc per network): NumPy's answers for n stratified test images x every class x
+    every conv layer x every network, as base64 float32 arrays, in the order the self-test loops:
+    image, class. The docs are made one at a time, each one network's."""
+    idx = stratified_indices(data.y_test, min(n, len(data.y_test)), rng)
+    x = data.x_test[idx]
+    k = networks[max(networks)].output_shape()[0]
+    xs, cs = np.repeat(x, k, axis=0), np.tile(np.arange(k), len(idx))  # (image, class) pairs
+    header = {"indices": [int(i) for i in idx], "images": int(len(idx)), "classes": int(k),
+              "image_size": int(np.prod(x.shape[1:])), "pixels": _encode(x)}
+
+    def docs():
+        for epoch, net in networks.items():
+            doc = {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": {}}
+            for layer in block_outputs(net):
+                g = grad_cam(net, xs, cs, layer)
+                doc["layers"][layer] = {"weights": g.weights, "weighted_sum": g.weighted_sum, "cam": g.cam,
+                                        "upsampled": g.upsampled, "shape": list(g.activations.shape[1:])}
+                del g
+            doc["saliency"] = saliency(net, xs, cs)
+            doc["guided"] = guided_backprop(net, xs, cs)
+            yield epoch, _encode(doc)
+
+    return header, docs()
+
+
+def _encode(value):
+    if isinstance(value, np.ndarray):
+        return base64.b64encode(np.ascontiguousarray(value, dtype="<f4").tobytes()).decode()
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def over_training(run, data, picks, classes):
+    """How the Grad-CAM map of the gallery images forms over training, at the last conv layer.
+
+    For each snapshot: the map of each image for the class the final network predicts, its
+    Spearman rank correlation with the final map, and the deletion AUC measured with that
+    snapshot's own network. Returns (context rows, maps (epochs, images, H, W))."""
+    x = data.x_test[picks]
+    classes = np.asarray(classes)
+    last = max(run.snapshots)
+    maps, rows = {}, []
+    for epoch in sorted(run.snapshots):
+        net = run.model_at(epoch)
+        layer = list(block_outputs(net))[-1]
+        maps[epoch] = grad_cam(net, x, classes, layer).normalized
+    for epoch in sorted(run.snapshots):
+        net = fold_batchnorm(run.model_at(epoch))
+        rho = spearman(maps[epoch], maps[last])
+        curves = deletion_insertion(class_probability(net, classes, workers=1), x, maps[epoch])
+        rows.append({"epoch": epoch, "rho_mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else None,
+                     "rho_undefined": int(np.isnan(rho).sum()), "deletion": curves.deletion_auc,
+                     "insertion": curves.insertion_auc,
+                     "agrees_with_final": float((net.predict(x, workers=1) == classes).mean())})
+    return rows, np.stack([maps[e] for e in sorted(maps)])
+
+
+def explorer_artifacts(run, data, proba, context, rng):
+    """(context for the chapter, {script name: text}, over-training maps for the figure)."""
+    networks = page_networks(run)
+    layer = context["explain"]["layer"]
+    scripts = {TEST_SET_SCRIPT: test_set_script(data, proba),
+               SNAPSHOTS_SCRIPT: snapshots_script(run, data.class_names, layer)}
+    gallery = context["explain"]["gallery"]
+    rows, maps = over_training(run, data, [g["index"] for g in gallery], [g["pred"] for g in gallery])
+    sample = stratified_indices(data.y_test, min(300, len(data.y_test)), rng)
+    ctx = {"test_images": int(len(data.y_test)), "epochs": int(max(run.snapshots)),
+           "conv_layers": list(block_outputs(run.model)), "selftest_images": min(SELFTEST_IMAGES, len(data.y_test)),
+           "bytes": {"test_set": len(scripts[TEST_SET_SCRIPT].encode()),
+                     "snapshots": len(scripts[SNAPSHOTS_SCRIPT].encode())},
+           "float16": float16_effect(run, data, networks, sample), "over_training": rows}
+    return ctx, scripts, maps

@@ -1,0 +1,83 @@
+// The explorer's self-test, run by build.py in headless Chromium (report/browsercheck.py):
+// the page's own cnn.js, on the networks the page loads, against NumPy's answers. Not part
+// of the site. For every network (epoch), image and class: the probabilities, every step of
+// Grad-CAM at every conv layer, saliency and guided backpropagation. Each difference is
+// measured relative to the largest magnitude of the NumPy array it belongs to (one map, or
+// one image's weights), and absolutely; the largest of each kind is reported.
+"use strict";
+
+(function () {
+  const out = document.getElementById("result");
+  const docs = (window.CNN_SNAPSHOTS || []).concat([window.CNN_MODEL]);
+  const meta = window.EXPLORER_REFERENCE;
+  const worst = {};
+  let compared = 0;
+
+  function compare(kind, js, ref) {
+    let scale = 0, diff = 0;
+    for (let i = 0; i < ref.length; i++) {
+      scale = Math.max(scale, Math.abs(ref[i]));
+      diff = Math.max(diff, Math.abs(js[i] - ref[i]));
+    }
+    const rel = scale > 0 ? diff / scale : diff;
+    const w = worst[kind] || (worst[kind] = { abs: 0, rel: 0 });
+    if (!(diff <= w.abs)) w.abs = diff;  // NaN counts as worst
+    if (!(rel <= w.rel)) w.rel = rel;
+    compared += 1;
+  }
+
+  function load(src) {
+    return new Promise(function (resolve, reject) {
+      const s = document.createElement("script");
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = function () { reject(new Error("cannot load " + src)); };
+      document.head.append(s);
+    });
+  }
+
+  async function run() {
+    const t0 = performance.now();
+    const n = meta.images, k = meta.classes, size = meta.image_size;
+    const images = CNN.decodeFloats(meta.pixels);
+    for (let e = 0; e < docs.length; e++) {
+      await load(meta.files[e]);
+      const ref = window.EXPLORER_REFERENCE_EPOCH;
+      const net = CNN.load(docs[e]);
+      const probs = CNN.decodeFloats(ref.probabilities), sal = CNN.decodeFloats(ref.saliency),
+            guided = CNN.decodeFloats(ref.guided);
+      const layers = {};
+      for (const name of net.convLayers) {
+        const r = ref.layers[name];
+        layers[name] = { weights: CNN.decodeFloats(r.weights), sum: CNN.decodeFloats(r.weighted_sum),
+                         cam: CNN.decodeFloats(r.cam), up: CNN.decodeFloats(r.upsampled), shape: r.shape };
+      }
+      const P = size;
+      for (let i = 0; i < n; i++) {
+        const x = images.subarray(i * P, (i + 1) * P);
+        const result = CNN.forward(net, x);
+        compare("probabilities", result.probabilities, probs.subarray(i * k, (i + 1) * k));
+        for (let c = 0; c < k; c++) {
+          const pair = i * k + c;
+          const grads = CNN.backward(net, result, c, false);
+          for (const name of net.convLayers) {
+            const r = layers[name], [K, h, w] = r.shape, hw = h * w;
+            const cam = CNN.gradcam(net, result, c, name, grads);
+            compare("alpha", cam.weights, r.weights.subarray(pair * K, (pair + 1) * K));
+            compare("weighted_sum", cam.weightedSum, r.sum.subarray(pair * hw, (pair + 1) * hw));
+            compare("cam", cam.cam, r.cam.subarray(pair * hw, (pair + 1) * hw));
+            compare("upsampled", cam.upsampled, r.up.subarray(pair * P, (pair + 1) * P));
+          }
+          compare("saliency", CNN.saliency(net, result, c, grads), sal.subarray(pair * P, (pair + 1) * P));
+          compare("guided", CNN.guidedBackprop(net, result, c), guided.subarray(pair * P, (pair + 1) * P));
+        }
+      }
+      delete window.EXPLORER_REFERENCE_EPOCH;
+    }
+    out.textContent = JSON.stringify({ worst: worst, compared: compared, networks: docs.length, images: n,
+                                       classes: k, seconds: (performance.now() - t0) / 1000 });
+    out.dataset.status = "done";
+  }
+
+  run().catch(function (e) { out.textContent = String(e && e.stack || e); out.dataset.status = "failed"; });
+})();

@@ -1,0 +1,429 @@
+// The explorer: any test image, any class, any conv layer, any epoch, explained in the page by
+// the JavaScript network of cnn.js. The state lives in the URL fragment
+// (#image=1234&class=7&layer=conv3&epoch=4&method=gradcam), so a link opens a view and the
+// browser's back and forward buttons step through the views.
+"use strict";
+
+(function () {
+  const root = document.getElementById("explorer");
+  if (!root || !window.CNN_MODEL || !window.CNN_TEST) return;
+  const $ = function (id) { return document.getElementById(id); };
+  const started = performance.now();
+  const colormap = CNN.decodeBytes(window.CNN_MODEL.colormap);
+  const final = CNN.load(window.CNN_MODEL);
+  const snapshotDocs = (window.CNN_SNAPSHOTS || []).concat([null]);  // null: the final network
+  const EPOCHS = snapshotDocs.length - 1;
+  const nets = [];  // decoded on first use
+  const names = final.classes, K = names.length;
+  const [C, H, W] = final.inputShape, P = H * W;
+  const METHODS = { gradcam: "Grad-CAM", saliency: "saliency", guided: "guided backpropagation",
+                    "guided-gradcam": "guided Grad-CAM", occlusion: "occlusion" };
+  const PER_PAGE = 50;
+  let test = null;  // {pixels, labels, pred, confidence, count}
+  let state = null, page = 0, cacheKey = null, cached = null;
+
+  function net(epoch) {
+    if (!nets[epoch]) nets[epoch] = snapshotDocs[epoch] ? CNN.load(snapshotDocs[epoch]) : final;
+    return nets[epoch];
+  }
+
+  // ------------------------------------------------------------ data
+
+  async function unpack(doc) {
+    const bytes = CNN.decodeBytes(doc.deflate);
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    const raw = new Uint8Array(await new Response(stream).arrayBuffer());
+    const n = doc.count, size = doc.shape.reduce(function (a, b) { return a * b; }, 1);
+    let at = 0;
+    const take = function (len) { const part = raw.subarray(at, at + len); at += len; return part; };
+    return { count: n, pixels: take(n * size), labels: take(n), pred: take(n),
+             confidence: new Float32Array(take(4 * n).slice().buffer) };
+  }
+
+  function image(i) {
+    const out = new Float32Array(C * P);
+    const px = test.pixels.subarray(i * C * P, (i + 1) * C * P);
+    for (let j = 0; j < out.length; j++) out[j] = px[j] / 255;
+    return out;
+  }
+
+  // ------------------------------------------------------------ state in the URL
+
+  function parse(hash) {
+    const q = new URLSearchParams(hash.replace(/^#/, ""));
+    const int = function (key, lo, hi, fallback) {
+      const v = parseInt(q.get(key), 10);
+      return Number.isFinite(v) && v >= lo && v <= hi ? v : fallback;
+    };
+    const layer = final.convLayers.includes(q.get("layer")) ? q.get("layer") : final.gradcamLayer;
+    const method = METHODS[q.get("method")] ? q.get("method") : "gradcam";
+    return { image: int("image", 0, test.count - 1, 0), cls: int("class", 0, K - 1, null), layer: layer,
+             epoch: int("epoch", 0, EPOCHS, EPOCHS), method: method };
+  }
+
+  function encode(s) {
+    const parts = ["image=" + s.image];
+    if (s.cls !== null) parts.push("class=" + s.cls);
+    parts.push("layer=" + s.layer, "epoch=" + s.epoch, "method=" + s.method);
+    return "#" + parts.join("&");
+  }
+
+  function go(change) {
+    const next = Object.assign({}, state, change);
+    if ("image" in change && !("cls" in change)) next.cls = null;  // a new image: explain its prediction
+    const hash = encode(next);
+    if (hash === location.hash) render(); else location.hash = hash;  // hashchange renders
+  }
+
+  // ------------------------------------------------------------ drawing
+
+  function paint(canvas, w, h, rgbAt) {
+    canvas.width = w; canvas.height = h;
+    const ctx = canvas.getContext("2d"), img = ctx.createImageData(w, h);
+    for (let i = 0; i < w * h; i++) {
+      const rgb = rgbAt(i);
+      img.data[4 * i] = rgb[0]; img.data[4 * i + 1] = rgb[1]; img.data[4 * i + 2] = rgb[2]; img.data[4 * i + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+  }
+
+  function grey(canvas, data, w, h, hi) {  // 0 white .. hi black, as the site's figures show digits
+    const top = hi || 1;
+    paint(canvas, w, h, function (i) { const v = Math.round(255 * (1 - Math.min(1, data[i] / top))); return [v, v, v]; });
+  }
+
+  function heat(canvas, data, w, h) {  // 0..1 through the site's heat colour map
+    paint(canvas, w, h, function (i) {
+      const k = 3 * Math.max(0, Math.min(255, Math.round(255 * data[i])));
+      return [colormap[k], colormap[k + 1], colormap[k + 2]];
+    });
+  }
+
+  function diverging(canvas, data, w, h, lim) {  // blue negative, white zero, red positive
+    const l = lim || 1;
+    paint(canvas, w, h, function (i) {
+      const t = Math.max(-1, Math.min(1, data[i] / l));
+      return t >= 0 ? [255, Math.round(255 * (1 - t * 0.85)), Math.round(255 * (1 - t * 0.85))]
+                    : [Math.round(255 * (1 + t * 0.85)), Math.round(255 * (1 + t * 0.85)), 255];
+    });
+  }
+
+  function overlay(canvas, input, map) {  // the digit in grey, the map over it
+    paint(canvas, W, H, function (i) {
+      const g = 1 - 0.6 * input[i], h = map[i], a = 0.75 * h;
+      const k = 3 * Math.max(0, Math.min(255, Math.round(h * 255)));
+      return [0, 1, 2].map(function (ch) { return Math.round(255 * ((1 - a) * g + a * colormap[k + ch] / 255)); });
+    });
+  }
+
+  function peakAbs(a) { let m = 0; for (const v of a) if (Math.abs(v) > m) m = Math.abs(v); return m; }
+  function peak(a) { let m = 0; for (const v of a) if (v > m) m = v; return m; }
+  const pct = function (p) { return (100 * p).toFixed(1) + " %"; };
+  const fmt = function (v, d) { return (v >= 0 ? "+" : "\u2212") + Math.abs(v).toFixed(d === undefined ? 4 : d); };
+
+  // A grid of small maps, canvases reused while the count stays the same.
+  function mapGrid(el, count, label) {
+    if (el.children.length !== count) {
+      el.textContent = "";
+      for (let k = 0; k < count; k++) {
+        const fig = document.createElement("figure");
+        const canvas = document.createElement("canvas");
+        canvas.className = "pixelated";
+        canvas.setAttribute("role", "img");
+        const cap = document.createElement("figcaption");
+        fig.append(canvas, cap);
+        el.append(fig);
+      }
+    }
+    return Array.from(el.children).map(function (fig, k) {
+      fig.querySelector("canvas").setAttribute("aria-label", label(k));
+      return fig;
+    });
+  }
+
+  // ------------------------------------------------------------ the view
+
+  function compute(s) {
+    const key = [s.image, s.epoch].join("/");
+    if (key !== cacheKey) {
+      const x = image(s.image);
+      cached = { x: x, result: CNN.forward(net(s.epoch), x), grads: {} };
+      cacheKey = key;
+    }
+    return cached;
+  }
+
+  function render() {
+    const t0 = performance.now();
+    state = parse(location.hash);
+    const s = state, network = net(s.epoch), here = compute(s);
+    const p = here.result.probabilities;
+    let top = 0;
+    for (let k = 1; k < K; k++) if (p[k] > p[top]) top = k;
+    const c = s.cls === null ? top : s.cls;
+    if (!here.grads[c]) here.grads[c] = CNN.backward(network, here.result, c, false);
+    const grads = here.grads[c];
+
+    // the picker
+    $("ex-index").value = s.image;
+    const label = test.labels[s.image];
+    const epochWords = s.epoch === 0 ? "at initialisation (random weights)" : "after epoch " + s.epoch + " of " + EPOCHS;
+    $("ex-summary").textContent = "Test image #" + s.image + ", labelled " + names[label] + ". The network " +
+      epochWords + " says " + names[top] + " (" + pct(p[top]) + ")" + (top === label ? "." : ": wrong.");
+    $("ex-epoch").value = s.epoch;
+    $("ex-epoch-out").textContent = s.epoch === 0 ? "start" : String(s.epoch);
+    $("ex-layer").value = s.layer;
+    $("ex-method").value = s.method;
+    root.querySelectorAll("input[name=ex-class]").forEach(function (r) {
+      r.checked = Number(r.value) === c;
+      r.parentElement.classList.toggle("top", Number(r.value) === top);
+    });
+
+    // input and probabilities
+    grey($("ex-input"), here.x, W, H);
+    $("ex-bars").querySelectorAll("li").forEach(function (li, k) {
+      li.classList.toggle("top", k === top);
+      li.querySelector(".bar-fill").style.width = (100 * p[k]).toFixed(1) + "%";
+      li.querySelector(".bar-value").textContent = pct(p[k]);
+    });
+
+    // the chosen explanation
+    const cam = CNN.gradcam(network, here.result, c, s.layer, grads);
+    let map = cam.map, words;
+    if (s.method === "saliency") {
+      map = CNN.normalized(CNN.saliency(network, here.result, c, grads));
+      words = "Saliency: how much the score of " + names[c] + " changes per unit change of each pixel (|dy/dx|).";
+    } else if (s.method === "guided" || s.method === "guided-gradcam") {
+      const g = CNN.guidedBackprop(network, here.result, c);
+      if (s.method === "guided-gradcam") for (let i = 0; i < P; i++) g[i] *= cam.map[i];
+      map = CNN.normalized(g);
+      words = s.method === "guided" ? "Guided backpropagation: the input gradient with negative gradients stopped at every ReLU."
+        : "Guided Grad-CAM: guided backpropagation times the Grad-CAM map of " + s.layer + ".";
+    } else if (s.method === "occlusion") {
+      const o = CNN.occlusion(network, here.x, c);
+      map = CNN.normalized(o.map(function (v) { return Math.max(v, 0); }));
+      words = "Occlusion: how much the probability of " + names[c] + " drops when a 7 \u00d7 7 patch over each pixel is blanked (positive drops shown).";
+    } else {
+      words = "Grad-CAM of " + s.layer + " for " + names[c] + (cam.empty ? ": no positive evidence anywhere; the map is empty." : ".");
+    }
+    overlay($("ex-overlay"), here.x, map);
+    heat($("ex-map"), map, W, H);
+    $("ex-map-note").textContent = words;
+
+    // the Grad-CAM breakdown
+    const [Kc, h, w] = cam.shape;
+    const where = s.layer + " (" + Kc + " maps of " + h + " \u00d7 " + w + ")";
+    $("ex-layer-name").textContent = where;
+    const actPeak = peak(cam.activations);
+    mapGrid($("ex-features"), Kc, function (k) { return "Feature map " + k + " of " + s.layer; }).forEach(function (fig, k) {
+      grey(fig.firstChild, cam.activations.subarray(k * h * w, (k + 1) * h * w), w, h, actPeak);
+      fig.lastChild.textContent = String(k);
+    });
+    const gradLim = peakAbs(cam.gradients) || 1;
+    mapGrid($("ex-gradients"), Kc, function (k) { return "Gradient of the " + names[c] + " score on map " + k; }).forEach(function (fig, k) {
+      diverging(fig.firstChild, cam.gradients.subarray(k * h * w, (k + 1) * h * w), w, h, gradLim);
+      fig.lastChild.textContent = "\u03b1 " + fmt(cam.weights[k], 3);
+    });
+    $("ex-grad-scale").textContent = "one colour scale for all maps, \u00b1" + gradLim.toExponential(2);
+
+    const order = Array.from(cam.weights.keys()).sort(function (a, b) { return cam.weights[b] - cam.weights[a]; });
+    const k0 = order[0], g0 = cam.gradients.subarray(k0 * h * w, (k0 + 1) * h * w);
+    let sum = 0;
+    for (const v of g0) sum += v;
+    $("ex-worked").textContent = "Map " + k0 + " has the largest weight. Its " + (h * w) + " gradients add up to " +
+      fmt(sum, 5) + "; divided by " + (h * w) + " that is \u03b1" + k0 + " = " + fmt(cam.weights[k0], 5) + ".";
+    const table = $("ex-worked-table");
+    table.textContent = "";
+    if (h * w <= 49) {
+      for (let i = 0; i < h; i++) {
+        const tr = table.insertRow();
+        for (let j = 0; j < w; j++) tr.insertCell().textContent = g0[i * w + j].toFixed(4);
+      }
+    }
+    table.hidden = h * w > 49;
+    drawWeights($("ex-weights"), cam.weights, order);
+    $("ex-weights-note").textContent = "Largest: " + order.slice(0, 3).map(function (k) { return "map " + k + " (" + fmt(cam.weights[k], 4) + ")"; }).join(", ") +
+      ". Smallest: " + order.slice(-3).reverse().map(function (k) { return "map " + k + " (" + fmt(cam.weights[k], 4) + ")"; }).join(", ") +
+      ". " + cam.weights.filter(function (v) { return v > 0; }).length + " of " + Kc + " are positive.";
+    const lim = peakAbs(cam.weightedSum) || 1;
+    diverging($("ex-sum"), cam.weightedSum, w, h, lim);
+    heat($("ex-cam"), CNN.normalized(cam.cam), w, h);
+    heat($("ex-up"), cam.map, W, H);
+    overlay($("ex-cam-overlay"), here.x, cam.map);
+    $("ex-sum-note").textContent = "Weighted sum from " + fmt(Math.min.apply(null, cam.weightedSum), 3) + " to " +
+      fmt(Math.max.apply(null, cam.weightedSum), 3) + "; the ReLU keeps the positive part" +
+      (cam.empty ? ", and here nothing is positive." : ".");
+
+    // activation maps of every conv block
+    network.convLayers.forEach(function (layer, b) {
+      const A = here.result.acts[network.blocks[layer]];
+      const [n, hh, ww] = A.shape, top2 = peak(A.data);
+      mapGrid($("ex-acts-" + b), n, function (k) { return layer + " map " + k; }).forEach(function (fig, k) {
+        grey(fig.firstChild, A.data.subarray(k * hh * ww, (k + 1) * hh * ww), ww, hh, top2);
+        fig.lastChild.textContent = String(k);
+      });
+    });
+    root.dataset.redrawMs = (performance.now() - t0).toFixed(1);
+  }
+
+  function drawWeights(canvas, weights, order) {
+    const n = weights.length, bw = 12, ht = 120;
+    canvas.width = n * bw + 20; canvas.height = ht;
+    const ctx = canvas.getContext("2d"), lim = peakAbs(weights) || 1, mid = ht / 2;
+    ctx.fillStyle = "#ffffff"; ctx.fillRect(0, 0, canvas.width, ht);
+    ctx.fillStyle = "#888"; ctx.fillRect(10, mid, n * bw, 1);
+    order.forEach(function (k, i) {
+      const v = weights[k], len = (v / lim) * (mid - 14);
+      const marked = i < 3 || i >= n - 3;
+      ctx.fillStyle = v >= 0 ? (marked ? "#b2182b" : "#ef8a62") : (marked ? "#2166ac" : "#67a9cf");
+      ctx.fillRect(10 + i * bw + 1, len >= 0 ? mid - len : mid, bw - 2, Math.abs(len));
+      if (marked) {
+        ctx.fillStyle = "#222"; ctx.font = "9px sans-serif"; ctx.textAlign = "center";
+        ctx.fillText(String(k), 10 + i * bw + bw / 2, v >= 0 ? mid - len - 3 : mid - len + 10);
+      }
+    });
+  }
+
+  // ------------------------------------------------------------ the browser of test images
+
+  function matches() {
+    const t = $("ex-true").value, pr = $("ex-pred").value, right = $("ex-right").value, sort = $("ex-sort").value;
+    const out = [];
+    for (let i = 0; i < test.count; i++) {
+      if (t !== "" && test.labels[i] !== Number(t)) continue;
+      if (pr !== "" && test.pred[i] !== Number(pr)) continue;
+      const ok = test.labels[i] === test.pred[i];
+      if ((right === "right" && !ok) || (right === "wrong" && ok)) continue;
+      out.push(i);
+    }
+    if (sort === "confident") out.sort(function (a, b) { return test.confidence[b] - test.confidence[a] || a - b; });
+    if (sort === "hesitant") out.sort(function (a, b) { return test.confidence[a] - test.confidence[b] || a - b; });
+    return out;
+  }
+
+  function renderGrid() {
+    const list = matches(), pages = Math.max(1, Math.ceil(list.length / PER_PAGE));
+    page = Math.min(page, pages - 1);
+    const shown = list.slice(page * PER_PAGE, (page + 1) * PER_PAGE);
+    $("ex-count").textContent = list.length.toLocaleString("en") + " test images match; page " + (page + 1) + " of " + pages + ".";
+    $("ex-page-prev").disabled = page === 0;
+    $("ex-page-next").disabled = page >= pages - 1;
+    const grid = $("ex-grid");
+    grid.textContent = "";
+    for (const i of shown) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "ex-thumb" + (test.labels[i] === test.pred[i] ? "" : " wrong");
+      b.setAttribute("aria-label", "Test image " + i + ", labelled " + names[test.labels[i]] + ", NumPy says " +
+        names[test.pred[i]] + " (" + pct(test.confidence[i]) + ")");
+      const canvas = document.createElement("canvas");
+      canvas.className = "pixelated";
+      const px = test.pixels.subarray(i * P, (i + 1) * P);
+      paint(canvas, W, H, function (j) { const v = 255 - px[j]; return [v, v, v]; });
+      const cap = document.createElement("span");
+      cap.textContent = "#" + i + " " + names[test.pred[i]];
+      b.append(canvas, cap);
+      b.addEventListener("click", function () { go({ image: i }); $("ex-input").scrollIntoView({ block: "nearest" }); });
+      grid.append(b);
+    }
+  }
+
+  // ------------------------------------------------------------ controls
+
+  function options(select, items) {
+    for (const [value, text] of items) {
+      const o = document.createElement("option");
+      o.value = value; o.textContent = text;
+      select.append(o);
+    }
+  }
+
+  function setup() {
+    const classItems = names.map(function (n, k) { return [String(k), n]; });
+    options($("ex-true"), [["", "any label"]].concat(classItems));
+    options($("ex-pred"), [["", "any answer"]].concat(classItems));
+    options($("ex-layer"), final.convLayers.map(function (l) { return [l, l]; }));
+    options($("ex-method"), Object.entries(METHODS));
+    $("ex-epoch").max = EPOCHS;
+    const picker = $("ex-classes");
+    names.forEach(function (n, k) {
+      const label = document.createElement("label");
+      const r = document.createElement("input");
+      r.type = "radio"; r.name = "ex-class"; r.value = String(k);
+      r.addEventListener("change", function () { go({ cls: k }); });
+      label.append(r, " " + n);
+      picker.append(label);
+    });
+    const bars = $("ex-bars");
+    names.forEach(function (n) {
+      const li = document.createElement("li");
+      li.innerHTML = '<span class="bar-name"></span><span class="bar"><span class="bar-fill"></span></span><span class="bar-value"></span>';
+      li.querySelector(".bar-name").textContent = n;
+      bars.append(li);
+    });
+    $("ex-index").max = test.count - 1;
+    $("ex-index").addEventListener("change", function () {
+      const v = parseInt(this.value, 10);
+      if (Number.isFinite(v)) go({ image: Math.max(0, Math.min(test.count - 1, v)) });
+    });
+    $("ex-prev").addEventListener("click", function () { go({ image: (state.image + test.count - 1) % test.count }); });
+    $("ex-next").addEventListener("click", function () { go({ image: (state.image + 1) % test.count }); });
+    $("ex-layer").addEventListener("change", function () { go({ layer: this.value }); });
+    $("ex-method").addEventListener("change", function () { go({ method: this.value }); });
+    $("ex-epoch").addEventListener("input", function () { go({ epoch: Number(this.value) }); });
+    document.addEventListener("keydown", function (e) {
+      const tag = (e.target.tagName || "").toLowerCase();
+      if (["input", "select", "textarea"].includes(tag) || e.altKey || e.ctrlKey || e.metaKey) return;
+      if (e.key === "ArrowLeft") { $("ex-prev").click(); e.preventDefault(); }
+      if (e.key === "ArrowRight") { $("ex-next").click(); e.preventDefault(); }
+    });
+    ["ex-true", "ex-pred", "ex-right", "ex-sort"].forEach(function (id) {
+      $(id).addEventListener("change", function () { page = 0; renderGrid(); });
+    });
+    $("ex-mistakes").addEventListener("click", function () {
+      $("ex-true").value = ""; $("ex-pred").value = ""; $("ex-right").value = "wrong"; $("ex-sort").value = "confident";
+      page = 0; renderGrid();
+      const first = matches()[0];
+      if (first !== undefined) go({ image: first });
+    });
+    $("ex-page-prev").addEventListener("click", function () { page = Math.max(0, page - 1); renderGrid(); });
+    $("ex-page-next").addEventListener("click", function () { page += 1; renderGrid(); });
+    window.addEventListener("hashchange", render);
+  }
+
+  // Timings for build.py's check (explorer.html?bench): redraws when the image, class, layer
+  // and epoch change, the median of each, written into data attributes.
+  function bench() {
+    const times = { image: [], cls: [], layer: [], epoch: [] };
+    const median = function (a) { const b = a.slice().sort(function (x, y) { return x - y; }); return b[Math.floor(b.length / 2)]; };
+    const time = function (kind, hash) { history.replaceState(null, "", hash); const t = performance.now(); render(); times[kind].push(performance.now() - t); };
+    for (let i = 0; i < 15; i++) {
+      const base = { image: 17 * i + 1, cls: null, layer: final.gradcamLayer, epoch: EPOCHS, method: "gradcam" };
+      time("image", encode(base));
+      time("cls", encode(Object.assign({}, base, { cls: (i * 3) % K })));
+      time("layer", encode(Object.assign({}, base, { cls: (i * 3) % K, layer: final.convLayers[i % final.convLayers.length] })));
+      time("epoch", encode(Object.assign({}, base, { cls: (i * 3) % K, epoch: i % (EPOCHS + 1) })));
+    }
+    for (const k in times) root.dataset["bench" + k[0].toUpperCase() + k.slice(1)] = median(times[k]).toFixed(1);
+    root.dataset.bench = "done";
+  }
+
+  unpack(window.CNN_TEST).then(function (data) {
+    test = data;
+    root.hidden = false;
+    const off = document.getElementById("explorer-static");
+    if (off) off.hidden = true;
+    setup();
+    render();
+    renderGrid();
+    root.dataset.readyMs = performance.now().toFixed(0);  // since the navigation began, data unpacked
+    root.dataset.unpackMs = (performance.now() - started).toFixed(0);
+    root.dataset.status = "ready";
+    if (new URLSearchParams(location.search).has("bench")) setTimeout(bench, 100);  // after the unpacking has settled
+  }).catch(function (e) {
+    root.dataset.status = "failed";
+    const note = document.getElementById("explorer-static");
+    if (note) note.insertAdjacentText("afterbegin", "The explorer could not start: " + e.message);
+    throw e;
+  });
+})();

@@ -1,0 +1,147 @@
+"""The explorer: every test image and every epoch in the page, explained live, checked against NumPy."""
+
+import base64
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from cnn.data import load_dataset
+from report.browsercheck import find_browser
+
+
+def _script_doc(path, name):
+    text = path.read_text()
+    return json.loads(text.split(f"window.{name} = ", 1)[1].rsplit(";", 1)[0])
+
+
+def test_every_test_image_ships_compact_with_numpys_answers(quick_site):
+    js = quick_site / "static" / "js"
+    doc = _script_doc(js / "test-set.js", "CNN_TEST")
+    raw = zlib.decompress(base64.b64decode(doc["deflate"]))
+    n, size = doc["count"], int(np.prod(doc["shape"]))
+    record = json.loads((quick_site / "run.json").read_text())
+    assert n == record["explorer"]["test_images"] == 1000  # the --quick test split, every image of it
+    assert len(raw) == n * size + 2 * n + 4 * n
+    mnist = load_dataset("mnist")
+    labels = np.frombuffer(raw[n * size : n * size + n], np.uint8)
+    assert np.bincount(labels, minlength=10).min() > 0
+    confidence = np.frombuffer(raw[n * size + 2 * n :], "<f4")
+    assert ((confidence > 0.1) & (confidence <= 1)).all()
+    pixels = np.frombuffer(raw[: n * size], np.uint8).reshape(n, size)
+    assert any((pixels[0] == (mnist.x_test[i, 0] * 255).round().ravel()).all() for i in range(10_000)
+               if mnist.y_test[i] == labels[0])
+    snaps = _script_doc(js / "snapshots.js", "CNN_SNAPSHOTS")
+    assert [s["epoch"] for s in snaps] == [0, 1]  # --quick trains 2 epochs; the last is trained-model.js
+    assert all(l["weight"]["dtype"] == "float16" for s in snaps for l in s["layers"] if "weight" in l)
+
+
+def test_the_build_checked_the_page_against_numpy_in_chromium(quick_site):
+    record = json.loads((quick_site / "run.json").read_text())["explorer"]
+    check = record["selftest"]
+    if not check["measured"]:
+        pytest.fail(f"the explorer self-test did not run: {check['reason']}") if find_browser() else \
+            pytest.skip(check["reason"])
+    assert check["passed"] and check["tolerance"] == 1e-4
+    assert check["images"] >= 50 and check["classes"] == 10 and check["networks"] == 3
+    assert set(check["worst"]) == {"probabilities", "alpha", "weighted_sum", "cam", "upsampled", "saliency", "guided"}
+    assert max(w["abs"] for w in check["worst"].values()) <= 1e-4
+    # 3 layers x 4 Grad-CAM steps + saliency + guided, per (network, image, class), + probabilities
+    assert check["compared"] == 3 * check["images"] * (10 * (3 * 4 + 2) + 1)
+    for row in record["float16"]["epochs"]:
+        assert row["max_probability_change"] < 0.05
+
+
+def test_explanations_over_training_are_measured_and_shown(quick_site):
+    record = json.loads((quick_site / "run.json").read_text())["explorer"]
+    rows = record["over_training"]
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert rows[-1]["rho_mean"] == pytest.approx(1.0) and rows[-1]["agrees_with_final"] == 1.0
+    page = (quick_site / "explorer.html").read_text()
+    assert "figures/explorer-over-training.png" in page
+    assert "at initialisation" in page and f"{rows[0]['deletion']:.3f}" in page
+
+
+def test_links_lead_into_the_explorer(quick_site):
+    gallery = sorted((quick_site / "gallery").glob("*.html"))[0]
+    assert f'href="../explorer.html#image={gallery.stem}' in gallery.read_text()
+    assert 'explorer.html#image=' in (quick_site / "mistakes.html").read_text()
+    assert 'explorer.html#image=' in (quick_site / "gallery.html").read_text()
+
+
+def _wait_ready(browser):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return document.getElementById('explorer').dataset.status") in ("ready", "failed"))
+    assert browser.execute_script("return document.getElementById('explorer').dataset.status") == "ready"
+
+
+def test_the_explorer_in_chromium(quick_site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from .browser import console_errors
+
+    page = (quick_site / "explorer.html").as_uri()
+    browser.get(page + "#image=7&class=3&layer=conv1&epoch=0&method=saliency")
+    _wait_ready(browser)
+    find = lambda css: browser.find_element(By.CSS_SELECTOR, css)
+    summary = lambda: find("#ex-summary").text
+    pixels = lambda css: browser.execute_script(
+        f"return Array.from(document.querySelector('{css}').getContext('2d').getImageData(0, 0, 28, 28).data).join()")
+    # the deep link opens that view
+    assert find("#ex-index").get_attribute("value") == "7" and "#7" in summary()
+    assert find("#ex-layer").get_attribute("value") == "conv1" and find("#ex-method").get_attribute("value") == "saliency"
+    assert find("#ex-epoch").get_attribute("value") == "0" and "initialisation" in summary()
+    assert find("input[name=ex-class][value='3']").is_selected()
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#ex-features canvas")) == 16  # conv1's maps
+
+    before = pixels("#ex-map")
+    find("#ex-method").send_keys("Grad-CAM")  # the method picker, by keyboard
+    assert "method=gradcam" in browser.current_url and pixels("#ex-map") != before
+
+    before = pixels("#ex-map")
+    find("input[name=ex-class][value='5']").click()  # a class
+    assert "class=5" in browser.current_url and pixels("#ex-map") != before
+
+    find("#ex-layer").send_keys("conv3")  # a layer
+    assert "layer=conv3" in browser.current_url
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#ex-features canvas")) == 32
+
+    before = summary()
+    browser.execute_script("const e = document.getElementById('ex-epoch'); e.value = 2; e.dispatchEvent(new Event('input'));")
+    assert "epoch=2" in browser.current_url and summary() != before  # an epoch
+
+    index = find("#ex-index")  # typing an index
+    index.clear()
+    index.send_keys("123" + Keys.ENTER)
+    assert "image=123" in browser.current_url and "#123" in summary()
+    find("body").send_keys(Keys.ARROW_RIGHT)  # the arrow keys
+    assert "image=124" in browser.current_url
+    browser.back()  # back and forward step through the views
+    assert "image=123" in browser.current_url and "#123" in summary()
+
+    find(".ex-browse summary").click()  # the grid of 50, filtered
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#ex-grid button")) == 50
+    find("#ex-mistakes").click()
+    wrong = browser.find_elements(By.CSS_SELECTOR, "#ex-grid button")
+    assert 0 < len(wrong) <= 50 and all("wrong" in b.get_attribute("class") for b in wrong)
+    assert "wrong" in summary()  # the first mistake is shown
+    find("#ex-true").send_keys("3")
+    for b in browser.find_elements(By.CSS_SELECTOR, "#ex-grid button"):
+        assert "labelled 3" in b.get_attribute("aria-label")
+    assert console_errors(browser) == []
+
+
+def test_the_explorer_is_quick_in_chromium(quick_site, browser):
+    """Measured and reported, not asserted: how long to interactive, and a redraw."""
+    browser.get((quick_site / "explorer.html").as_uri() + "?bench")
+    _wait_ready(browser)
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script("return document.getElementById('explorer').dataset.bench"))
+    data = browser.execute_script("return Object.assign({}, document.getElementById('explorer').dataset)")
+    print("\nexplorer timings (ms):", {k: v for k, v in data.items() if k.startswith(("bench", "ready", "unpack"))})
+    assert float(data["readyMs"]) > 0 and float(data["benchImage"]) > 0
