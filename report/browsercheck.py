@@ -7,11 +7,16 @@ page after its scripts have run, so no driver is needed. Without a Chromium or
 Chrome on the machine, the build says so in run.json and carries on.
 """
 
+import fcntl
 import html
 import json
+import os
+import select
 import shutil
 import subprocess
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -100,28 +105,163 @@ HARNESS = """<!doctype html><html><head><meta charset="utf-8"><title>explorer se
 """
 
 
-def explorer_selftest(scripts, header, docs, timeout=600):
+def explorer_selftest(scripts, header, docs, pages=2, timeout=600):
     """Run report/explorer_selftest.js in headless Chromium on NumPy's reference answers.
 
     scripts: the page's scripts (paths) in the order the explorer loads them; header and
-    docs: from report.explorer.selftest_reference. Returns the largest differences found."""
+    docs: from report.explorer.selftest_reference. The networks are shared out between
+    `pages` browsers running side by side. Returns the largest differences found."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         files = []
-        for epoch, doc in docs:
+        for position, (epoch, doc) in enumerate(docs):
             name = f"reference-{epoch}.js"
             (tmp / name).write_text(f"window.EXPLORER_REFERENCE_EPOCH = {json.dumps(doc)};\n")
-            files.append(name)
-        (tmp / "reference.js").write_text(f"window.EXPLORER_REFERENCE = {json.dumps(dict(header, files=files))};\n")
-        tags = [Path(p).resolve().as_uri() for p in scripts] + ["reference.js", (HERE / "explorer_selftest.js").as_uri()]
-        (tmp / "selftest.html").write_text(HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
-        dom, version = _dump_dom((tmp / "selftest.html").as_uri(), timeout, budget_ms=600_000)
-    if dom is None:
+            files.append([position, name])
+        urls = []
+        for p in range(min(pages, len(files))):
+            meta = dict(header, files=files[p::pages])
+            (tmp / f"reference-{p}.meta.js").write_text(f"window.EXPLORER_REFERENCE = {json.dumps(meta)};\n")
+            tags = [Path(s).resolve().as_uri() for s in scripts] + [f"reference-{p}.meta.js",
+                                                                    (HERE / "explorer_selftest.js").as_uri()]
+            (tmp / f"selftest-{p}.html").write_text(
+                HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
+            urls.append((tmp / f"selftest-{p}.html").as_uri())
+        with ThreadPoolExecutor(len(urls)) as pool:
+            runs = list(pool.map(lambda url: _dump_dom(url, timeout, budget_ms=600_000), urls))
+    results = []
+    for dom, version in runs:
+        if dom is None:
+            return {"measured": False, "reason": version}
+        parser = _Attrs("result", text=True)
+        parser.feed(dom)
+        if parser.attrs is None or parser.attrs.get("data-status") != "done":
+            return {"measured": False, "browser": version,
+                    "reason": f"the self-test did not finish: {html.unescape(parser.text or '')[:500]}"}
+        results.append(json.loads(html.unescape(parser.text)))
+    worst = {}
+    for r in results:
+        for kind, w in r["worst"].items():
+            mine = worst.setdefault(kind, {"abs": 0.0, "rel": 0.0})
+            for key in ("abs", "rel"):
+                mine[key] = w[key] if w[key] is None or not (w[key] <= mine[key]) else mine[key]
+    first = results[0]
+    return {"measured": True, "browser": version, "worst": worst, "images": first["images"],
+            "classes": first["classes"], "networks": sum(r["networks"] for r in results),
+            "compared": sum(r["compared"] for r in results), "seconds": max(r["seconds"] for r in results)}
+
+
+class _DevTools:
+    """Headless Chromium driven over its DevTools pipe (--remote-debugging-pipe: commands on fd 3,
+    replies on fd 4, JSON messages ending in a NUL byte). Unlike --dump-dom it runs the page in real
+    time, so the page's own clock can time it."""
+
+    def __init__(self, browser, profile, timeout):
+        self.timeout, self.next_id, self.buffer = timeout, 0, b""
+        to_browser, self.commands = os.pipe()
+        self.replies, from_browser = os.pipe()
+
+        def wire():  # in the child: its fd 3 reads our commands, its fd 4 writes its replies
+            a, b = fcntl.fcntl(to_browser, fcntl.F_DUPFD, 10), fcntl.fcntl(from_browser, fcntl.F_DUPFD, 10)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
+             "--remote-debugging-pipe", "about:blank"],
+            pass_fds=(3, 4), preexec_fn=wire, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_browser)
+        os.close(from_browser)
+
+    def send(self, method, params=None, session=None, wait_event=None):
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self.commands, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._read()
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error'].get('message')}")
+                if wait_event is None:
+                    return reply.get("result", {})
+                result = reply.get("result", {})
+                while self._read().get("method") != wait_event:
+                    pass
+                return result
+
+    def _read(self):
+        deadline = time.monotonic() + self.timeout
+        while b"\0" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.replies], [], [], left)[0]:
+                raise TimeoutError(f"no answer from the browser in {self.timeout} s")
+            chunk = os.read(self.replies, 1 << 16)
+            if not chunk:
+                raise RuntimeError("the browser closed its DevTools pipe")
+            self.buffer += chunk
+        message, self.buffer = self.buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def close(self):
+        try:
+            os.write(self.commands, json.dumps({"id": 0, "method": "Browser.close"}).encode() + b"\0")
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.commands)
+        os.close(self.replies)
+
+
+def evaluate_when_loaded(url, expression, timeout=120):
+    """Open url in headless Chromium, wait for its load event, and return the value of the
+    JavaScript expression (a promise is awaited). (value, browser version) or (None, reason)."""
+    browser = find_browser()
+    if browser is None:
+        return None, "no Chromium or Chrome found on this machine"
+    version = subprocess.run([browser, "--version"], capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as profile:
+        tools = None
+        try:
+            tools = _DevTools(browser, profile, timeout)
+            target = tools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = tools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            tools.send("Page.enable", session=session)
+            tools.send("Page.navigate", {"url": url}, session=session, wait_event="Page.loadEventFired")
+            answer = tools.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                     "returnByValue": True}, session=session)
+        except (OSError, RuntimeError, TimeoutError, KeyError) as e:
+            return None, f"{browser} did not run the page: {e}"
+        finally:
+            if tools is not None:
+                tools.close()
+    if "exceptionDetails" in answer:
+        return None, f"the page's script failed: {answer['exceptionDetails'].get('text')}"
+    return answer["result"].get("value"), version
+
+
+def page_timings(page, timeout=120):
+    """The explorer's own measurements (explorer.html?bench), in real time: from the start of the
+    navigation to interactive (data unpacked, first view drawn), and the median redraw when the
+    image, the class, the layer or the epoch changes."""
+    wait = """new Promise(function (done) {
+      (function poll() {
+        const e = document.getElementById("explorer");
+        if (e && (e.dataset.bench === "done" || e.dataset.status === "failed")) done(Object.assign({}, e.dataset));
+        else setTimeout(poll, 50);
+      })();
+    })"""
+    data, version = evaluate_when_loaded(Path(page).resolve().as_uri() + "?bench", wait, timeout)
+    if data is None:
         return {"measured": False, "reason": version}
-    parser = _Attrs("result", text=True)
-    parser.feed(dom)
-    if parser.attrs is None or parser.attrs.get("data-status") != "done":
-        return {"measured": False, "browser": version,
-                "reason": f"the self-test did not finish: {html.unescape(parser.text or '')[:500]}"}
-    result = json.loads(html.unescape(parser.text))
-    return {"measured": True, "browser": version, **result}
+    if data.get("bench") != "done":
+        return {"measured": False, "browser": version, "reason": f"the page did not start ({data.get('status')})"}
+    return {"measured": True, "browser": version, "ready_ms": float(data["readyMs"]),
+            "unpack_ms": float(data["unpackMs"]),
+            "redraw_ms": {k: float(data["bench" + k.capitalize()]) for k in ("image", "cls", "layer", "epoch")}}

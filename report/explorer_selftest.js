@@ -40,8 +40,8 @@
     const t0 = performance.now();
     const n = meta.images, k = meta.classes, size = meta.image_size;
     const images = CNN.decodeFloats(meta.pixels);
-    for (let e = 0; e < docs.length; e++) {
-      await load(meta.files[e]);
+    for (const [e, file] of meta.files) {  // [network index, reference file] for this page's share
+      await load(file);
       const ref = window.EXPLORER_REFERENCE_EPOCH;
       const net = CNN.load(docs[e]);
       const probs = CNN.decodeFloats(ref.probabilities), sal = CNN.decodeFloats(ref.saliency),
@@ -74,7 +74,7 @@
       }
       delete window.EXPLORER_REFERENCE_EPOCH;
     }
-    out.textContent = JSON.stringify({ worst: worst, compared: compared, networks: docs.length, images: n,
+    out.textContent = JSON.stringify({ worst: worst, compared: compared, networks: meta.files.length, images: n,
                                        classes: k, seconds: (performance.now() - t0) / 1000 });
     out.dataset.status = "done";
   }

@@ -39,7 +39,7 @@ from .explain import explain
 from .explorer import SNAPSHOTS_SCRIPT, TEST_SET_SCRIPT, explorer_artifacts, page_networks, selftest_reference
 from .memory import PeakMemory, release_freed_memory
 from .pages import Page, Renderer, check_chapters, gather_pages, pygments_css
-from .browsercheck import explorer_selftest, selftest
+from .browsercheck import explorer_selftest, page_timings, selftest
 from .run import conv_layer_names, log_stderr, obtain_run
 
 ARTIFACTS_FORMAT = 3  # 2: every file's SHA-256 in artifacts.json; 3: the explorer's scripts
@@ -421,13 +421,19 @@ def _explorer_selftest(site_dir, run, data, config, log):
     js = Path(site_dir) / "static" / "js"
     header, docs = selftest_reference(page_networks(run), data, config.rngs()["explorer"])
     check = explorer_selftest([js / MODEL_SCRIPT, js / SNAPSHOTS_SCRIPT, js / "cnn.js"], header, docs)
+    timing = page_timings(Path(site_dir) / "explorer.html")
+    if timing["measured"]:
+        log(f"browser: explorer interactive {timing['ready_ms']:.0f} ms after the navigation began; redraws "
+            "(median) " + ", ".join(f"{k} {v:.0f} ms" for k, v in timing["redraw_ms"].items()))
+    else:
+        log(f"browser: explorer timings not measured: {timing['reason']}")
     if not check["measured"]:
         log(f"browser: explorer self-test not measured: {check['reason']}")
-        return {"selftest": check}
-    worst = max(w["abs"] for w in check["worst"].values())
+        return {"selftest": check, "timings": timing}
+    worst = max(float("inf") if w["abs"] is None else w["abs"] for w in check["worst"].values())  # None: NaN
     check["tolerance"] = EXPLORER_TOLERANCE
     check["passed"] = bool(worst <= EXPLORER_TOLERANCE)  # false for NaN too
     log(f"browser: explorer self-test {'passed' if check['passed'] else 'FAILED'}: {check['compared']:,} arrays "
         f"({check['images']} images x {check['classes']} classes x {check['networks']} networks), largest "
         f"difference {worst:.1e}, in {check['seconds']:.1f} s")
-    return {"selftest": check}
+    return {"selftest": check, "timings": timing}

@@ -419,7 +419,7 @@
     root.dataset.readyMs = performance.now().toFixed(0);  // since the navigation began, data unpacked
     root.dataset.unpackMs = (performance.now() - started).toFixed(0);
     root.dataset.status = "ready";
-    if (new URLSearchParams(location.search).has("bench")) setTimeout(bench, 100);  // after the unpacking has settled
+    if (new URLSearchParams(location.search).has("bench")) bench();
   }).catch(function (e) {
     root.dataset.status = "failed";
     const note = document.getElementById("explorer-static");
