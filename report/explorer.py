@@ -112,16 +112,21 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
     header = {"indices": [int(i) for i in idx], "images": int(len(idx)), "classes": int(k),
               "image_size": int(np.prod(x.shape[1:])), "pixels": _encode(x)}
 
+    def chunked(fn, size=100):  # fn over slices of the pairs: every layer's output is kept per pass
+        parts = [fn(xs[i : i + size], cs[i : i + size]) for i in range(0, len(xs), size)]
+        if isinstance(parts[0], dict):
+            return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        return np.concatenate(parts)
+
     def docs():
         for epoch, net in networks.items():
             doc = {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": {}}
             for layer in block_outputs(net):
-                g = grad_cam(net, xs, cs, layer)
-                doc["layers"][layer] = {"weights": g.weights, "weighted_sum": g.weighted_sum, "cam": g.cam,
-                                        "upsampled": g.upsampled, "shape": list(g.activations.shape[1:])}
-                del g
-            doc["saliency"] = saliency(net, xs, cs)
-            doc["guided"] = guided_backprop(net, xs, cs)
+                steps = lambda a, b: {k: getattr(g, k) for g in [grad_cam(net, a, b, layer)]
+                                      for k in ("weights", "weighted_sum", "cam", "upsampled")}
+                doc["layers"][layer] = dict(chunked(steps), shape=list(net.output_shapes()[block_outputs(net)[layer] - 1]))
+            doc["saliency"] = chunked(lambda a, b: saliency(net, a, b))
+            doc["guided"] = chunked(lambda a, b: guided_backprop(net, a, b))
             yield epoch, _encode(doc)
 
     return header, docs()
