@@ -37,6 +37,9 @@ def parse(path):
     return page
 
 
+EXPLORER_STATE = {"image", "class", "layer", "epoch", "method"}  # the keys explorer.js reads
+
+
 def check_site(root):
     """A list of problems (empty when the site is sound)."""
     root = Path(root).resolve()
@@ -69,7 +72,11 @@ def check_site(root):
                 problems.append(f"{rel}: <{tag} {attr}={value!r}> -> missing {target.relative_to(root)}")
                 continue
             if url.fragment and target.suffix == ".html":
-                if url.fragment not in pages[target].ids:
+                if "=" in url.fragment:  # a view of the explorer (#image=12&class=3): state, not an anchor
+                    state = dict(part.partition("=")[::2] for part in url.fragment.split("&"))
+                    if "explorer" not in pages[target].ids or not set(state) <= EXPLORER_STATE:
+                        problems.append(f"{rel}: <{tag} {attr}={value!r}> -> not a view of the explorer")
+                elif url.fragment not in pages[target].ids:
                     problems.append(f"{rel}: <{tag} {attr}={value!r}> -> no id {url.fragment!r} in "
                                     f"{target.relative_to(root)}")
     return problems
