@@ -98,19 +98,30 @@ def grad_cam(model, x, classes, layer=None):
     """
     blocks = block_outputs(model)
     layer = layer or list(blocks)[-1]
-    if layer not in blocks:
-        raise ValueError(f"Grad-CAM needs a conv layer; the conv layers are {list(blocks)}, not {layer!r}")
+    return grad_cam_layers(model, x, classes, [layer])[layer]
+
+
+def grad_cam_layers(model, x, classes, layers=None):
+    """{layer: GradCAM} for several conv layers (default: all) from one forward and backward pass."""
+    blocks = block_outputs(model)
+    layers = list(blocks) if layers is None else list(layers)
+    for layer in layers:
+        if layer not in blocks:
+            raise ValueError(f"Grad-CAM needs a conv layer; the conv layers are {list(blocks)}, not {layer!r}")
     classes = np.asarray(classes)
     acts = model.forward_all(x)
     scores = acts[-1]
     grads = model.backward_all(class_onehot(scores, classes))  # from the class score itself
     model.clear_cache()
-    a, g = acts[blocks[layer]], grads[blocks[layer]]  # (N, K, H, W)
-    weights = g.mean(axis=(2, 3))  # (N, K): the global average pool of each gradient map
-    weighted = np.einsum("nk,nkhw->nhw", weights, a)  # sum_k alpha_k A^k
-    cam = np.maximum(weighted, 0)
-    up = upsample(cam, x.shape[2], x.shape[3])
-    return GradCAM(layer, classes, a, g, weights, weighted, cam, up, normalize(up), scores, softmax(scores))
+    out = {}
+    for layer in layers:
+        a, g = acts[blocks[layer]], grads[blocks[layer]]  # (N, K, H, W)
+        weights = g.mean(axis=(2, 3))  # (N, K): the global average pool of each gradient map
+        weighted = np.einsum("nk,nkhw->nhw", weights, a)  # sum_k alpha_k A^k
+        cam = np.maximum(weighted, 0)
+        up = upsample(cam, x.shape[2], x.shape[3])
+        out[layer] = GradCAM(layer, classes, a, g, weights, weighted, cam, up, normalize(up), scores, softmax(scores))
+    return out
 
 
 def grad_cam_all_classes(model, image, layer=None):

@@ -8,7 +8,6 @@ Chrome on the machine, the build says so in run.json and carries on.
 """
 
 import fcntl
-import html
 import json
 import os
 import select
@@ -16,7 +15,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -105,12 +103,12 @@ HARNESS = """<!doctype html><html><head><meta charset="utf-8"><title>explorer se
 """
 
 
-def explorer_selftest(scripts, header, docs, pages=2, timeout=600):
+def explorer_selftest(scripts, header, docs, timeout=600):
     """Run report/explorer_selftest.js in headless Chromium on NumPy's reference answers.
 
-    scripts: the page's scripts (paths) in the order the explorer loads them; header and
-    docs: from report.explorer.selftest_reference. The networks are shared out between
-    `pages` browsers running side by side. Returns the largest differences found."""
+    scripts: the page's scripts (paths) in the order the explorer loads them; header and docs:
+    from report.explorer.selftest_reference. It runs in real time (over the DevTools pipe, see
+    evaluate_when_loaded), so its own clock is right. Returns the largest differences found."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         files = []
@@ -118,37 +116,22 @@ def explorer_selftest(scripts, header, docs, pages=2, timeout=600):
             name = f"reference-{epoch}.js"
             (tmp / name).write_text(f"window.EXPLORER_REFERENCE_EPOCH = {json.dumps(doc)};\n")
             files.append([position, name])
-        urls = []
-        for p in range(min(pages, len(files))):
-            meta = dict(header, files=files[p::pages])
-            (tmp / f"reference-{p}.meta.js").write_text(f"window.EXPLORER_REFERENCE = {json.dumps(meta)};\n")
-            tags = [Path(s).resolve().as_uri() for s in scripts] + [f"reference-{p}.meta.js",
-                                                                    (HERE / "explorer_selftest.js").as_uri()]
-            (tmp / f"selftest-{p}.html").write_text(
-                HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
-            urls.append((tmp / f"selftest-{p}.html").as_uri())
-        with ThreadPoolExecutor(len(urls)) as pool:
-            runs = list(pool.map(lambda url: _dump_dom(url, timeout, budget_ms=600_000), urls))
-    results = []
-    for dom, version in runs:
-        if dom is None:
-            return {"measured": False, "reason": version}
-        parser = _Attrs("result", text=True)
-        parser.feed(dom)
-        if parser.attrs is None or parser.attrs.get("data-status") != "done":
-            return {"measured": False, "browser": version,
-                    "reason": f"the self-test did not finish: {html.unescape(parser.text or '')[:500]}"}
-        results.append(json.loads(html.unescape(parser.text)))
-    worst = {}
-    for r in results:
-        for kind, w in r["worst"].items():
-            mine = worst.setdefault(kind, {"abs": 0.0, "rel": 0.0})
-            for key in ("abs", "rel"):
-                mine[key] = w[key] if w[key] is None or not (w[key] <= mine[key]) else mine[key]
-    first = results[0]
-    return {"measured": True, "browser": version, "worst": worst, "images": first["images"],
-            "classes": first["classes"], "networks": sum(r["networks"] for r in results),
-            "compared": sum(r["compared"] for r in results), "seconds": max(r["seconds"] for r in results)}
+        (tmp / "reference.js").write_text(f"window.EXPLORER_REFERENCE = {json.dumps(dict(header, files=files))};\n")
+        tags = [Path(p).resolve().as_uri() for p in scripts] + ["reference.js", (HERE / "explorer_selftest.js").as_uri()]
+        (tmp / "selftest.html").write_text(HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
+        wait = """new Promise(function (done) {
+          (function poll() {
+            const e = document.getElementById("result");
+            if (e.dataset.status !== "running") done({status: e.dataset.status, text: e.textContent});
+            else setTimeout(poll, 100);
+          })();
+        })"""
+        answer, version = evaluate_when_loaded((tmp / "selftest.html").as_uri(), wait, timeout)
+    if answer is None:
+        return {"measured": False, "reason": version}
+    if answer["status"] != "done":
+        return {"measured": False, "browser": version, "reason": f"the self-test did not finish: {answer['text'][:500]}"}
+    return {"measured": True, "browser": version, **json.loads(answer["text"])}
 
 
 class _DevTools:

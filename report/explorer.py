@@ -26,7 +26,7 @@ import numpy as np
 
 from cnn.attribution import class_probability, deletion_insertion, guided_backprop, saliency, spearman
 from cnn.data import stratified_indices
-from cnn.gradcam import block_outputs, grad_cam
+from cnn.gradcam import block_outputs, grad_cam, grad_cam_layers
 from cnn.model import fold_batchnorm
 
 from .export import export_layers
@@ -50,7 +50,7 @@ def test_set_script(data, proba):
                     proba.max(axis=1).astype("<f4").tobytes()])
     doc = {"count": n, "shape": list(x.shape[1:]), "layout": ["pixels uint8", "labels uint8", "pred uint8",
                                                               "confidence float32"],
-           "deflate": base64.b64encode(zlib.compress(raw, 9)).decode()}
+           "deflate": base64.b64encode(zlib.compress(raw, 6)).decode()}  # level 9: 2 % smaller, 14x slower
     return _js("CNN_TEST", doc, "The test images, their labels and NumPy's answers.")
 
 
@@ -121,10 +121,15 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
     def docs():
         for epoch, net in networks.items():
             doc = {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": {}}
-            for layer in block_outputs(net):
-                steps = lambda a, b: {k: getattr(g, k) for g in [grad_cam(net, a, b, layer)]
-                                      for k in ("weights", "weighted_sum", "cam", "upsampled")}
-                doc["layers"][layer] = dict(chunked(steps), shape=list(net.output_shapes()[block_outputs(net)[layer] - 1]))
+            layers = list(block_outputs(net))
+            shapes = {l: list(net.output_shapes()[block_outputs(net)[l] - 1]) for l in layers}
+            steps = lambda a, b: {f"{l}/{k}": getattr(g, k) for l, g in grad_cam_layers(net, a, b).items()
+                                  for k in ("weights", "weighted_sum", "cam", "upsampled")}
+            arrays = chunked(steps)
+            for layer in layers:
+                doc["layers"][layer] = {k: arrays.pop(f"{layer}/{k}") for k in ("weights", "weighted_sum", "cam",
+                                                                                 "upsampled")}
+                doc["layers"][layer]["shape"] = shapes[layer]
             doc["saliency"] = chunked(lambda a, b: saliency(net, a, b))
             doc["guided"] = chunked(lambda a, b: guided_backprop(net, a, b))
             yield epoch, _encode(doc)

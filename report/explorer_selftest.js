@@ -40,7 +40,7 @@
     const t0 = performance.now();
     const n = meta.images, k = meta.classes, size = meta.image_size;
     const images = CNN.decodeFloats(meta.pixels);
-    for (const [e, file] of meta.files) {  // [network index, reference file] for this page's share
+    for (const [e, file] of meta.files) {  // [network index, reference file]
       await load(file);
       const ref = window.EXPLORER_REFERENCE_EPOCH;
       const net = CNN.load(docs[e]);

@@ -108,6 +108,9 @@ def _build(config, log, templates_dir, memory):
         with timings.phase("figures"):
             context, figure_entries, figure_dir, drawn = obtain_artifacts(config, run, data, log)
         context["verdict"] = verdict
+        # what is left needs only the test images: give the training images' memory back
+        data = dataclasses.replace(data, x_train=None, y_train=None, x_val=None, y_val=None)
+        release_freed_memory()
         try:
             with atomic_folder(out, SITE_MARKER) as tmp:
                 with timings.phase("pages"):

@@ -65,6 +65,8 @@ const CNN = (function () {
   // ------------------------------------------------------------ forward
 
   // x: [C, H, W] -> [F, H', W'], K x K kernel, stride 1, zero padding `pad`.
+  // For each output pixel, the kernel rows and columns that fall inside the image are
+  // worked out once (u0..u1, v0..v1), so the inner loop has no bounds test.
   function conv(x, shape, layer) {
     const [F, C, K] = layer.wshape;
     const [, H, W] = shape;
@@ -74,19 +76,15 @@ const CNN = (function () {
     const w = layer.weight, b = layer.bias;
     for (let f = 0; f < F; f++) {
       for (let i = 0; i < OH; i++) {
+        const u0 = Math.max(0, pad - i), u1 = Math.min(K, H + pad - i);
         for (let j = 0; j < OW; j++) {
+          const v0 = Math.max(0, pad - j), v1 = Math.min(K, W + pad - j);
           let sum = b[f];
           for (let c = 0; c < C; c++) {
-            for (let u = 0; u < K; u++) {
-              const y = i + u - pad;
-              if (y < 0 || y >= H) continue;
-              const xrow = (c * H + y) * W;
+            for (let u = u0; u < u1; u++) {
+              const xrow = (c * H + i + u - pad) * W + j - pad;
               const wrow = ((f * C + c) * K + u) * K;
-              for (let v = 0; v < K; v++) {
-                const xx = j + v - pad;
-                if (xx < 0 || xx >= W) continue;
-                sum += w[wrow + v] * x[xrow + xx];
-              }
+              for (let v = v0; v < v1; v++) sum += w[wrow + v] * x[xrow + v];
             }
           }
           out[(f * OH + i) * OW + j] = sum;
@@ -207,7 +205,8 @@ const CNN = (function () {
     return dx;
   }
 
-  // dx of a stride-1 convolution: every output gradient spreads back over the window it read.
+  // dx of a stride-1 convolution: every output gradient spreads back over the window it read
+  // (the kernel rows and columns inside the image worked out once, as in conv).
   function convBackward(g, inShape, layer) {
     const [F, C, K] = layer.wshape;
     const [, H, W] = inShape;
@@ -215,19 +214,16 @@ const CNN = (function () {
     const w = layer.weight, dx = new Float64Array(C * H * W);
     for (let f = 0; f < F; f++) {
       for (let i = 0; i < OH; i++) {
+        const u0 = Math.max(0, pad - i), u1 = Math.min(K, H + pad - i);
         for (let j = 0; j < OW; j++) {
           const gv = g[(f * OH + i) * OW + j];
           if (gv === 0) continue;
+          const v0 = Math.max(0, pad - j), v1 = Math.min(K, W + pad - j);
           for (let c = 0; c < C; c++) {
-            for (let u = 0; u < K; u++) {
-              const y = i + u - pad;
-              if (y < 0 || y >= H) continue;
-              const xrow = (c * H + y) * W;
+            for (let u = u0; u < u1; u++) {
+              const xrow = (c * H + i + u - pad) * W + j - pad;
               const wrow = ((f * C + c) * K + u) * K;
-              for (let v = 0; v < K; v++) {
-                const xx = j + v - pad;
-                if (xx >= 0 && xx < W) dx[xrow + xx] += w[wrow + v] * gv;
-              }
+              for (let v = v0; v < v1; v++) dx[xrow + v] += w[wrow + v] * gv;
             }
           }
         }
