@@ -148,3 +148,22 @@ def test_the_explorer_is_quick_in_chromium(quick_site, browser):
     data = browser.execute_script("return Object.assign({}, document.getElementById('explorer').dataset)")
     print("\nexplorer timings (ms):", {k: v for k, v in data.items() if k.startswith(("bench", "ready", "unpack"))})
     assert float(data["readyMs"]) > 0 and float(data["benchImage"]) > 0
+
+
+def test_every_explorer_control_is_reachable_by_keyboard(quick_site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get((quick_site / "explorer.html").as_uri() + "#image=5")
+    _wait_ready(browser)
+    browser.find_element(By.CSS_SELECTOR, ".ex-browse summary").click()  # open the grid's filters
+    browser.find_element(By.ID, "ex-index").click()
+    reached = set()
+    for _ in range(200):
+        active = browser.switch_to.active_element
+        reached.add(active.get_attribute("id") or active.get_attribute("name") or active.tag_name)
+        active.send_keys(Keys.TAB)
+    wanted = {"ex-index", "ex-prev", "ex-next", "ex-true", "ex-pred", "ex-right", "ex-sort", "ex-mistakes",
+              "ex-class", "ex-layer", "ex-method", "ex-epoch"}
+    assert wanted <= reached, wanted - reached
+    assert "button" in reached  # the thumbnails of the grid

@@ -120,6 +120,11 @@
   function peak(a) { let m = 0; for (const v of a) if (v > m) m = v; return m; }
   const pct = function (p) { return (100 * p).toFixed(1) + " %"; };
   const fmt = function (v, d) { return (v >= 0 ? "+" : "\u2212") + Math.abs(v).toFixed(d === undefined ? 4 : d); };
+  // a signed number short enough for a caption under a 56-pixel map, small ones in powers of ten
+  const short = function (v) {
+    const a = Math.abs(v);
+    return (v >= 0 ? "+" : "\u2212") + (a === 0 || a >= 0.01 ? a.toFixed(3) : a.toExponential(1));
+  };
 
   // A grid of small maps, canvases reused while the count stays the same.
   function mapGrid(el, count, label) {
@@ -222,7 +227,7 @@
     const gradLim = peakAbs(cam.gradients) || 1;
     mapGrid($("ex-gradients"), Kc, function (k) { return "Gradient of the " + names[c] + " score on map " + k; }).forEach(function (fig, k) {
       diverging(fig.firstChild, cam.gradients.subarray(k * h * w, (k + 1) * h * w), w, h, gradLim);
-      fig.lastChild.textContent = "\u03b1 " + fmt(cam.weights[k], 3);
+      fig.lastChild.textContent = "\u03b1 " + short(cam.weights[k]);
     });
     $("ex-grad-scale").textContent = "one colour scale for all maps, \u00b1" + gradLim.toExponential(2);
 
@@ -242,8 +247,8 @@
     }
     table.hidden = h * w > 49;
     drawWeights($("ex-weights"), cam.weights, order);
-    $("ex-weights-note").textContent = "Largest: " + order.slice(0, 3).map(function (k) { return "map " + k + " (" + fmt(cam.weights[k], 4) + ")"; }).join(", ") +
-      ". Smallest: " + order.slice(-3).reverse().map(function (k) { return "map " + k + " (" + fmt(cam.weights[k], 4) + ")"; }).join(", ") +
+    $("ex-weights-note").textContent = "Largest: " + order.slice(0, 3).map(function (k) { return "map " + k + " (" + short(cam.weights[k]) + ")"; }).join(", ") +
+      ". Smallest: " + order.slice(-3).reverse().map(function (k) { return "map " + k + " (" + short(cam.weights[k]) + ")"; }).join(", ") +
       ". " + cam.weights.filter(function (v) { return v > 0; }).length + " of " + Kc + " are positive.";
     const lim = peakAbs(cam.weightedSum) || 1;
     diverging($("ex-sum"), cam.weightedSum, w, h, lim);
@@ -254,14 +259,38 @@
       fmt(Math.max.apply(null, cam.weightedSum), 3) + "; the ReLU keeps the positive part" +
       (cam.empty ? ", and here nothing is positive." : ".");
 
-    // activation maps of every conv block
-    network.convLayers.forEach(function (layer, b) {
-      const A = here.result.acts[network.blocks[layer]];
-      const [n, hh, ww] = A.shape, top2 = peak(A.data);
-      mapGrid($("ex-acts-" + b), n, function (k) { return layer + " map " + k; }).forEach(function (fig, k) {
-        grey(fig.firstChild, A.data.subarray(k * hh * ww, (k + 1) * hh * ww), ww, hh, top2);
-        fig.lastChild.textContent = String(k);
-      });
+    // what every layer passes on: each conv block's maps, each pooling's, the dense layer's units
+    const acts = $("ex-acts");
+    const blockOutputs = Object.values(network.blocks);
+    const shown = network.layers.filter(function (l, i) {
+      const before = network.layers[i - 1];
+      return blockOutputs.includes(l.name) || l.type === "maxpool" || (l.type === "relu" && before && before.type === "dense");
+    });
+    if (acts.children.length !== 2 * shown.length) {
+      acts.textContent = "";
+      for (let n = 0; n < shown.length; n++) {
+        const p = document.createElement("p"), grid = document.createElement("div");
+        p.className = "ex-step"; grid.className = "ex-maps";
+        acts.append(p, grid);
+      }
+    }
+    shown.forEach(function (layer, n) {
+      const A = here.result.acts[layer.name], top2 = peak(A.data);
+      const block = Object.keys(network.blocks).find(function (c) { return network.blocks[c] === layer.name; });
+      const title = block ? block + " (after batch norm and ReLU)" : layer.type === "maxpool" ? layer.name : "the dense layer's units (after ReLU)";
+      acts.children[2 * n].textContent = title + ": " + A.shape.join(" \u00d7 ");
+      if (A.shape.length === 3) {
+        const [m, hh, ww] = A.shape;
+        mapGrid(acts.children[2 * n + 1], m, function (k) { return title + ", map " + k; }).forEach(function (fig, k) {
+          grey(fig.firstChild, A.data.subarray(k * hh * ww, (k + 1) * hh * ww), ww, hh, top2);
+          fig.lastChild.textContent = String(k);
+        });
+      } else {
+        const strip = mapGrid(acts.children[2 * n + 1], 1, function () { return title + ", " + A.data.length + " values"; })[0];
+        strip.classList.add("ex-strip");
+        grey(strip.firstChild, A.data, A.data.length, 1, top2);
+        strip.lastChild.textContent = A.data.length + " units, white 0 to black at the largest";
+      }
     });
     root.dataset.redrawMs = (performance.now() - t0).toFixed(1);
   }
