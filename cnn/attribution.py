@@ -6,7 +6,18 @@ Maps, for images x (N, C, H, W) and classes (N,), each (N, H, W):
   gradients on the way back (Springenberg et al. 2015, arXiv:1412.6806);
 - guided Grad-CAM: guided backpropagation times the upsampled Grad-CAM map (Selvaraju et al.);
 - occlusion: how much the class probability drops when a patch of the image is
-  blanked, averaged over the patches covering each pixel (Zeiler and Fergus 2014).
+  blanked, averaged over the patches covering each pixel (Zeiler and Fergus 2014);
+- integrated gradients: the input minus a baseline, times the gradient averaged
+  along the straight path from the baseline to the input (Sundararajan et al.
+  2017, arXiv:1703.01365); the attributions add up to y^c(x) - y^c(baseline);
+- SmoothGrad: saliency averaged over noisy copies of the input (Smilkov et al.
+  2017, arXiv:1706.03825);
+- Grad-CAM++: Grad-CAM with each gradient position weighted by the second- and
+  third-order terms of an exponential score (Chattopadhyay et al. 2018,
+  arXiv:1710.11063);
+- Score-CAM: each feature map, upsampled and scaled to [0, 1], used as a mask on
+  the input; its weight is how much the masked input keeps of the class
+  probability (Wang et al. 2020, arXiv:1910.01279).
 
 Faithfulness:
 - deletion and insertion curves (Petsiuk et al. 2018, RISE, arXiv:1806.07421):
@@ -23,7 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gradcam import class_onehot, grad_cam
+from .gradcam import block_outputs, class_onehot, grad_cam, normalize, upsample
+from .losses import softmax
 from .model import INFERENCE_BATCH, Sequential
 from .parallel import DEFAULT_WORKERS
 
@@ -76,6 +88,99 @@ def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=INFEREN
     drop = base[:, None] - probs[np.arange(n), :, classes]  # (N, P)
     covered = 1 - masks  # (P, H, W)
     return np.einsum("np,phw->nhw", drop, covered) / covered.sum(axis=0)
+
+
+def blur(x, sigma):
+    """Gaussian blur of images (N, C, H, W), each axis separately, edges repeated: the blurred baseline."""
+    radius = int(np.ceil(3 * sigma))
+    t = np.arange(-radius, radius + 1)
+    kernel = np.exp(-t * t / (2 * sigma * sigma))
+    kernel /= kernel.sum()
+    n, c, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (radius, radius), (radius, radius)), mode="edge")
+    rows = sum(k * padded[:, :, i : i + h, :] for i, k in enumerate(kernel))  # (N, C, H, W + 2r)
+    return sum(k * rows[:, :, :, i : i + w] for i, k in enumerate(kernel)).astype(x.dtype)
+
+
+def integrated_gradients(model, x, classes, baseline=None, steps=32):
+    """Integrated gradients of the score of classes (N,) for images x: (N, C, H, W), signed.
+
+    The integral of the gradient along the path baseline + t (x - baseline), t in
+    [0, 1], by the midpoint rule with `steps` points; baseline: an array like x
+    (default black, all zeros). Completeness: the attributions of an image add up
+    to y^c(x) - y^c(baseline), up to the error of the midpoint rule.
+    """
+    baseline = np.zeros_like(x) if baseline is None else baseline.astype(x.dtype)
+    total = np.zeros(x.shape)
+    for t in (np.arange(steps) + 0.5) / steps:
+        total += input_gradient(model, baseline + x.dtype.type(t) * (x - baseline), classes)
+    return (x - baseline) * total / steps
+
+
+def class_scores(model, x, classes):
+    """y^c, the score before the softmax, of classes (N,) for images x."""
+    scores = model.forward(x)
+    model.clear_cache()
+    return scores[np.arange(len(x)), np.asarray(classes)]
+
+
+def smoothgrad(model, x, classes, rng, samples=25, noise=0.15):
+    """Saliency averaged over `samples` noisy copies of each image, (N, H, W).
+
+    The noise is Gaussian with a standard deviation of `noise` times the range of
+    pixel values of each image; with noise=0 every copy is the image itself, and
+    this is saliency exactly.
+    """
+    spread = noise * (x.reshape(len(x), -1).max(axis=1) - x.reshape(len(x), -1).min(axis=1))
+    total = np.zeros((len(x),) + x.shape[2:])
+    for _ in range(samples):
+        eps = rng.standard_normal(x.shape).astype(x.dtype) * spread[:, None, None, None].astype(x.dtype)
+        total += saliency(model, x + eps, classes)
+    return total / samples
+
+
+def grad_cam_plus_plus(model, x, classes, layer=None):
+    """Grad-CAM++ maps, upsampled to the input and divided by their maximum, (N, H, W).
+
+    With g = d y^c / d A^k (y^c the score; the exponential of the paper makes its
+    higher derivatives powers of g), each position's weight is
+        a_ij = g_ij^2 / (2 g_ij^2 + sum_ab A_ab g_ij^3)      (0 where g_ij = 0),
+    a map's weight is w_k = sum_ij a_ij ReLU(g_ij), and the map is ReLU(sum_k w_k A^k).
+    """
+    cam = grad_cam(model, x, classes, layer)
+    a, g = cam.activations.astype(np.float64), cam.gradients.astype(np.float64)
+    g2, g3 = g * g, g * g * g
+    denominator = 2 * g2 + a.sum(axis=(2, 3), keepdims=True) * g3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(g != 0, g2 / np.where(denominator != 0, denominator, 1), 0)
+    weights = (alpha * np.maximum(g, 0)).sum(axis=(2, 3))  # (N, K)
+    maps = np.maximum(np.einsum("nk,nkhw->nhw", weights, a), 0)
+    return normalize(upsample(maps, x.shape[2], x.shape[3]))
+
+
+def score_cam(model, x, classes, layer=None, batch_size=INFERENCE_BATCH, workers=DEFAULT_WORKERS):
+    """Score-CAM maps, upsampled to the input and divided by their maximum, (N, H, W).
+
+    Each of the K maps A^k of the layer is upsampled to the input's size and scaled
+    to [0, 1]; the input times that mask goes through the network, and the class
+    probability it keeps is the map's score. The weights are the softmax of the K
+    scores (as in the reference implementation), the map ReLU(sum_k w_k A^k).
+    """
+    blocks = block_outputs(model)
+    layer = layer or list(blocks)[-1]
+    classes = np.asarray(classes)
+    acts = model.forward_all(x)[blocks[layer]]  # (N, K, h, w)
+    model.clear_cache()
+    n, k = acts.shape[:2]
+    up = upsample(acts.reshape(n * k, *acts.shape[2:]), x.shape[2], x.shape[3]).reshape(n, k, *x.shape[2:])
+    lo, hi = up.min(axis=(2, 3), keepdims=True), up.max(axis=(2, 3), keepdims=True)
+    masks = np.where(hi > lo, (up - lo) / np.where(hi > lo, hi - lo, 1), 0).astype(x.dtype)  # (N, K, H, W)
+    masked = (x[:, None] * masks[:, :, None]).reshape(n * k, *x.shape[1:])  # (N*K, C, H, W)
+    probs = model.predict_proba(masked, batch_size, workers).reshape(n, k, -1)
+    scores = probs[np.arange(n), :, classes]  # (N, K)
+    weights = softmax(scores)
+    maps = np.maximum(np.einsum("nk,nkhw->nhw", weights, acts.astype(np.float64)), 0)
+    return normalize(upsample(maps, x.shape[2], x.shape[3]))
 
 
 def _window_starts(size, patch, stride):

@@ -1,0 +1,104 @@
+"""The further explanation methods, each tested against the property that defines it."""
+
+import numpy as np
+import pytest
+
+from cnn import attribution as A
+from cnn.gradcam import bilinear_matrix, grad_cam
+
+from .conftest import train_default
+
+
+@pytest.fixture(scope="module")
+def trained(mnist):
+    return train_default(mnist, 512, lr=1e-3)
+
+
+@pytest.mark.parametrize("baseline", ["black", "blurred"])
+def test_integrated_gradients_add_up_to_the_score_difference(trained, mnist, baseline):
+    x = mnist.x_test[:6]
+    c = trained.predict(x)
+    base = np.zeros_like(x) if baseline == "black" else A.blur(x, 4.0)
+    attr = A.integrated_gradients(trained.astype(np.float64), x.astype(np.float64), c, base.astype(np.float64),
+                                  steps=256)
+    expected = A.class_scores(trained.astype(np.float64), x.astype(np.float64), c) - \
+        A.class_scores(trained.astype(np.float64), base.astype(np.float64), c)
+    gap = np.abs(attr.reshape(len(x), -1).sum(axis=1) - expected)
+    assert (gap <= 0.02 * np.abs(expected) + 1e-3).all(), (gap, expected)
+    coarse = A.integrated_gradients(trained.astype(np.float64), x.astype(np.float64), c, base.astype(np.float64),
+                                    steps=4)
+    coarse_gap = np.abs(coarse.reshape(len(x), -1).sum(axis=1) - expected)
+    assert coarse_gap.mean() > gap.mean()  # the midpoint rule converges: more steps, a smaller gap
+
+
+def test_the_blurred_baseline_keeps_the_mean_and_loses_the_detail(mnist):
+    x = mnist.x_test[:3]
+    b = A.blur(x, 4.0)
+    assert b.shape == x.shape and b.dtype == x.dtype
+    assert np.abs(b.mean() - x.mean()) < 0.01
+    assert np.abs(np.diff(b, axis=3)).mean() < 0.3 * np.abs(np.diff(x, axis=3)).mean()
+
+
+def test_smoothgrad_with_no_noise_is_saliency(trained, mnist, rng):
+    x = mnist.x_test[:5]
+    c = trained.predict(x)
+    np.testing.assert_array_equal(A.smoothgrad(trained, x, c, rng, samples=3, noise=0.0), A.saliency(trained, x, c))
+    noisy = A.smoothgrad(trained, x, c, rng, samples=3, noise=0.2)
+    assert not np.allclose(noisy, A.saliency(trained, x, c))
+
+
+def _grad_cam_pp_loop(model, image, c, layer):
+    """Grad-CAM++ for one image, position by position, as the paper writes it."""
+    g = grad_cam(model, image[None], [c], layer)
+    a, grad = g.activations[0].astype(np.float64), g.gradients[0].astype(np.float64)
+    k, h, w = a.shape
+    weights = np.zeros(k)
+    for m in range(k):
+        total_a = sum(a[m, i, j] for i in range(h) for j in range(w))
+        for i in range(h):
+            for j in range(w):
+                gij = grad[m, i, j]
+                if gij == 0:
+                    continue
+                denominator = 2 * gij ** 2 + total_a * gij ** 3
+                alpha = gij ** 2 / denominator if denominator != 0 else 0.0
+                weights[m] += alpha * max(gij, 0.0)
+    cam = np.zeros((h, w))
+    for m in range(k):
+        cam += weights[m] * a[m]
+    cam = np.maximum(cam, 0)
+    rows, cols = bilinear_matrix(image.shape[1], h), bilinear_matrix(image.shape[2], w)
+    up = rows @ cam @ cols.T
+    return up / up.max() if up.max() > 0 else up
+
+
+def _score_cam_loop(model, image, c, layer):
+    """Score-CAM for one image, map by map."""
+    g = grad_cam(model, image[None], [c], layer)
+    a = g.activations[0].astype(np.float64)
+    k, h, w = a.shape
+    rows, cols = bilinear_matrix(image.shape[1], h), bilinear_matrix(image.shape[2], w)
+    scores = []
+    for m in range(k):
+        up = rows @ a[m] @ cols.T
+        mask = (up - up.min()) / (up.max() - up.min()) if up.max() > up.min() else np.zeros_like(up)
+        p = model.predict_proba((image * mask.astype(image.dtype))[None], workers=1)[0, c]
+        scores.append(p)
+    e = np.exp(np.array(scores) - max(scores))
+    weights = e / e.sum()
+    cam = np.maximum(sum(weights[m] * a[m] for m in range(k)), 0)
+    up = rows @ cam @ cols.T
+    return up / up.max() if up.max() > 0 else up
+
+
+@pytest.mark.parametrize("layer", ["conv2", "conv3"])
+def test_grad_cam_plus_plus_and_score_cam_equal_direct_loops(trained, mnist, layer):
+    x = mnist.x_test[10:14]
+    c = trained.predict(x)
+    pp = A.grad_cam_plus_plus(trained, x, c, layer)
+    sc = A.score_cam(trained, x, c, layer, workers=1)
+    for i in range(len(x)):
+        np.testing.assert_allclose(pp[i], _grad_cam_pp_loop(trained, x[i], c[i], layer), atol=1e-6)
+        np.testing.assert_allclose(sc[i], _score_cam_loop(trained, x[i], c[i], layer), atol=1e-5)
+    assert pp.shape == sc.shape == (len(x), 28, 28)
+    assert pp.max() == pytest.approx(1.0) and sc.max() == pytest.approx(1.0)
