@@ -205,6 +205,23 @@ class Curves:
     def insertion_auc(self):
         return float(_auc(self.fractions, self.insertion.mean(axis=0)))
 
+    def per_image_auc(self, kind):
+        """(N,) the area under each image's own curve; their mean is the AUC of the mean curve."""
+        y = getattr(self, kind)
+        return ((self.fractions[1:] - self.fractions[:-1]) * (y[:, 1:] + y[:, :-1]) / 2).sum(axis=1)
+
+
+def bootstrap_interval(values, rng, resamples=2000, level=0.95):
+    """Percentile bootstrap interval of the mean of values (one per image): (low, high).
+
+    Resample the images with replacement `resamples` times and take the middle
+    `level` of the means: how much the mean could move with another sample of images.
+    """
+    values = np.asarray(values, dtype=float)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
 
 def _auc(x, y):
     """Area under a curve by the trapezoid rule."""

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from cnn.attribution import (cascading_randomization, class_probability, deletion_insertion,
+from cnn.attribution import (bootstrap_interval, cascading_randomization, class_probability, deletion_insertion,
                              guided_backprop, occlusion, saliency)
 from cnn.data import stratified_indices
 from cnn.gradcam import block_outputs, grad_cam
@@ -178,7 +178,9 @@ def faithfulness(model, data, proba, rng, layer, images, workers):
     for name, m in maps.items():
         cv = deletion_insertion(score, x, m)
         curves[name] = cv
-        table.append({"method": name, "deletion": cv.deletion_auc, "insertion": cv.insertion_auc})
+        table.append({"method": name, "deletion": cv.deletion_auc, "insertion": cv.insertion_auc,
+                      "deletion_ci": bootstrap_interval(cv.per_image_auc("deletion"), rng),
+                      "insertion_ci": bootstrap_interval(cv.per_image_auc("insertion"), rng)})
     return {"images": int(n), "indices": idx, "per_step": 28, "curves": curves, "table": table,
             "fractions": curves["Grad-CAM"].fractions.tolist(),
             "mean_curves": {name: {"deletion": cv.deletion.mean(axis=0).tolist(),

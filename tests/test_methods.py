@@ -102,3 +102,19 @@ def test_grad_cam_plus_plus_and_score_cam_equal_direct_loops(trained, mnist, lay
         np.testing.assert_allclose(sc[i], _score_cam_loop(trained, x[i], c[i], layer), atol=1e-5)
     assert pp.shape == sc.shape == (len(x), 28, 28)
     assert pp.max() == pytest.approx(1.0) and sc.max() == pytest.approx(1.0)
+
+
+def test_a_bootstrap_interval_holds_the_mean_and_narrows_with_more_images(rng):
+    few, many = rng.normal(0.5, 0.1, 50), rng.normal(0.5, 0.1, 5000)
+    lo, hi = A.bootstrap_interval(few, rng)
+    assert lo < few.mean() < hi
+    lo2, hi2 = A.bootstrap_interval(many, rng)
+    assert lo2 < many.mean() < hi2 and (hi2 - lo2) < (hi - lo) / 5  # ~ 1 / sqrt(n)
+    assert (hi - lo) == pytest.approx(2 * 1.96 * few.std() / np.sqrt(50), rel=0.3)
+
+
+def test_the_auc_of_the_mean_curve_is_the_mean_of_the_per_image_aucs(rng):
+    fractions = np.linspace(0, 1, 11)
+    curves = A.Curves(fractions, rng.random((7, 11)), rng.random((7, 11)))
+    assert curves.per_image_auc("deletion").mean() == pytest.approx(curves.deletion_auc)
+    assert curves.per_image_auc("insertion").mean() == pytest.approx(curves.insertion_auc)
