@@ -107,31 +107,47 @@ def explorer_selftest(scripts, header, docs, timeout=600):
     """Run report/explorer_selftest.js in headless Chromium on NumPy's reference answers.
 
     scripts: the page's scripts (paths) in the order the explorer loads them; header and docs:
-    from report.explorer.selftest_reference. It runs in real time (over the DevTools pipe, see
-    evaluate_when_loaded), so its own clock is right. Returns the largest differences found."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        files = []
-        for position, (epoch, doc) in enumerate(docs):
-            name = f"reference-{epoch}.js"
-            (tmp / name).write_text(f"window.EXPLORER_REFERENCE_EPOCH = {json.dumps(doc)};\n")
-            files.append([position, name])
-        (tmp / "reference.js").write_text(f"window.EXPLORER_REFERENCE = {json.dumps(dict(header, files=files))};\n")
-        tags = [Path(p).resolve().as_uri() for p in scripts] + ["reference.js", (HERE / "explorer_selftest.js").as_uri()]
-        (tmp / "selftest.html").write_text(HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
-        wait = """new Promise(function (done) {
-          (function poll() {
-            const e = document.getElementById("result");
-            if (e.dataset.status !== "running") done({status: e.dataset.status, text: e.textContent});
-            else setTimeout(poll, 100);
-          })();
-        })"""
-        answer, version = evaluate_when_loaded((tmp / "selftest.html").as_uri(), wait, timeout)
-    if answer is None:
-        return {"measured": False, "reason": version}
-    if answer["status"] != "done":
-        return {"measured": False, "browser": version, "reason": f"the self-test did not finish: {answer['text'][:500]}"}
-    return {"measured": True, "browser": version, **json.loads(answer["text"])}
+    from report.explorer.selftest_reference. Each network gets a browser of its own, started
+    when its reference is ready, so that neither process holds more than one reference. It runs
+    in real time (over the DevTools pipe, see evaluate_when_loaded), so its clock is right.
+    Returns the largest differences found over all the networks."""
+    wait = """new Promise(function (done) {
+      (function poll() {
+        const e = document.getElementById("result");
+        if (e.dataset.status !== "running") done({status: e.dataset.status, text: e.textContent});
+        else setTimeout(poll, 100);
+      })();
+    })"""
+    results, version = [], None
+    for position, (epoch, doc) in enumerate(docs):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            (tmp / "reference-network.js").write_text(f"window.EXPLORER_REFERENCE_EPOCH = {json.dumps(doc)};\n")
+            del doc
+            meta = dict(header, files=[[position, "reference-network.js"]])
+            (tmp / "reference.js").write_text(f"window.EXPLORER_REFERENCE = {json.dumps(meta)};\n")
+            tags = [Path(p).resolve().as_uri() for p in scripts] + ["reference.js",
+                                                                    (HERE / "explorer_selftest.js").as_uri()]
+            (tmp / "selftest.html").write_text(
+                HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
+            answer, version = evaluate_when_loaded((tmp / "selftest.html").as_uri(), wait, timeout)
+        if answer is None:
+            return {"measured": False, "reason": version}
+        if answer["status"] != "done":
+            return {"measured": False, "browser": version,
+                    "reason": f"the self-test of network {position} did not finish: {answer['text'][:500]}"}
+        results.append(json.loads(answer["text"]))
+    worst = {}
+    for r in results:
+        for kind, w in r["worst"].items():
+            mine = worst.setdefault(kind, {"abs": 0.0, "rel": 0.0})
+            for key in ("abs", "rel"):  # None stands for NaN, the worst there is
+                if mine[key] is not None and (w[key] is None or w[key] > mine[key]):
+                    mine[key] = w[key]
+    first = results[0]
+    return {"measured": True, "browser": version, "worst": worst, "images": first["images"],
+            "classes": first["classes"], "networks": len(results), "compared": sum(r["compared"] for r in results),
+            "seconds": round(sum(r["seconds"] for r in results), 3)}
 
 
 class _DevTools:

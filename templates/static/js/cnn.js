@@ -205,13 +205,14 @@ const CNN = (function () {
     return dx;
   }
 
-  // dx of a stride-1 convolution: every output gradient spreads back over the window it read
-  // (the kernel rows and columns inside the image worked out once, as in conv).
+  // dx of a stride-1 convolution: every output gradient spreads back over the window it read,
+  // dx[c, i + u - pad, j + v - pad] += w[f, c, u, v] * g[f, i, j]. The innermost loop runs over
+  // the input channels, the longest loop in the later layers.
   function convBackward(g, inShape, layer) {
     const [F, C, K] = layer.wshape;
     const [, H, W] = inShape;
     const pad = layer.pad, OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
-    const w = layer.weight, dx = new Float64Array(C * H * W);
+    const w = layer.weight, dx = new Float64Array(C * H * W), HW = H * W, KK = K * K;
     for (let f = 0; f < F; f++) {
       for (let i = 0; i < OH; i++) {
         const u0 = Math.max(0, pad - i), u1 = Math.min(K, H + pad - i);
@@ -219,11 +220,10 @@ const CNN = (function () {
           const gv = g[(f * OH + i) * OW + j];
           if (gv === 0) continue;
           const v0 = Math.max(0, pad - j), v1 = Math.min(K, W + pad - j);
-          for (let c = 0; c < C; c++) {
-            for (let u = u0; u < u1; u++) {
-              const xrow = (c * H + i + u - pad) * W + j - pad;
-              const wrow = ((f * C + c) * K + u) * K;
-              for (let v = v0; v < v1; v++) dx[xrow + v] += w[wrow + v] * gv;
+          for (let u = u0; u < u1; u++) {
+            for (let v = v0; v < v1; v++) {
+              const at = (i + u - pad) * W + j + v - pad, wat = f * C * KK + u * K + v;
+              for (let c = 0; c < C; c++) dx[c * HW + at] += w[wat + c * KK] * gv;
             }
           }
         }
