@@ -61,6 +61,14 @@ class _Attrs(HTMLParser):
             self.text += f"&#{name};"
 
 
+def browser_version():
+    """The Chromium or Chrome that the checks would run, as its --version says (None without one)."""
+    browser = find_browser()
+    if browser is None:
+        return None
+    return subprocess.run([browser, "--version"], capture_output=True, text=True).stdout.strip()
+
+
 def _dump_dom(url, timeout, budget_ms=None):
     """(the page's DOM after its scripts ran, browser version), or (None, reason)."""
     browser = find_browser()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn.atomic import atomic_folder, recover
+from cnn.atomic import atomic_file, atomic_folder, recover
 from cnn.data import load_dataset
 from cnn.errors import UserError
 from cnn.train import TrainingDiverged
@@ -39,7 +39,7 @@ from .explain import explain
 from .explorer import SNAPSHOTS_SCRIPT, TEST_SET_SCRIPT, explorer_artifacts, page_networks, selftest_reference
 from .memory import PeakMemory, release_freed_memory
 from .pages import Page, Renderer, check_chapters, gather_pages, pygments_css
-from .browsercheck import explorer_selftest, page_timings, selftest
+from .browsercheck import browser_version, explorer_selftest, page_timings, selftest
 from .run import conv_layer_names, log_stderr, obtain_run
 
 ARTIFACTS_FORMAT = 3  # 2: every file's SHA-256 in artifacts.json; 3: the explorer's scripts
@@ -420,23 +420,43 @@ EXPLORER_TOLERANCE = 1e-4  # the largest absolute difference allowed between the
 
 
 def _explorer_selftest(site_dir, run, data, config, log):
-    """The explorer's JavaScript against NumPy in headless Chromium, and the page's own timings."""
+    """The explorer's JavaScript against NumPy in headless Chromium, and the page's own timings.
+
+    A self-test that ran is kept in <cache>/browser/, keyed by the run, the code on both
+    sides and the browser's version: a build that changed only words reuses it (the page's
+    timings are measured every time)."""
     js = Path(site_dir) / "static" / "js"
-    header, docs = selftest_reference(page_networks(run), data, config.rngs()["explorer"])
-    check = explorer_selftest([js / MODEL_SCRIPT, js / SNAPSHOTS_SCRIPT, js / "cnn.js"], header, docs)
     timing = page_timings(Path(site_dir) / "explorer.html")
     if timing["measured"]:
         log(f"browser: explorer interactive {timing['ready_ms']:.0f} ms after the navigation began; redraws "
             "(median) " + ", ".join(f"{k} {v:.0f} ms" for k, v in timing["redraw_ms"].items()))
     else:
         log(f"browser: explorer timings not measured: {timing['reason']}")
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in (js / "cnn.js", ROOT / "report" / "explorer_selftest.js")))
+    key = digest("explorer-selftest", run.key, code.hexdigest(), EXPLORER_TOLERANCE, browser_version(),
+                 source_hash("report", names=("browsercheck.py", "explorer.py", "export.py")))[:20]
+    stored = Path(config.cache_dir) / "browser" / f"{key}.json"
+    try:
+        check = json.loads(stored.read_text())
+        if not (isinstance(check, dict) and check.get("measured") is True and isinstance(check.get("worst"), dict)
+                and {"passed", "compared", "images", "classes", "networks", "seconds"} <= set(check)):
+            raise ValueError(f"{stored} is not a record of a self-test")
+        log(f"browser: reusing the explorer self-test of this network and code ({stored})")
+    except (OSError, ValueError):
+        header, docs = selftest_reference(page_networks(run), data, config.rngs()["explorer"])
+        check = explorer_selftest([js / MODEL_SCRIPT, js / SNAPSHOTS_SCRIPT, js / "cnn.js"], header, docs)
+        if check["measured"]:
+            worst = max(float("inf") if w["abs"] is None else w["abs"] for w in check["worst"].values())  # None: NaN
+            check["tolerance"] = EXPLORER_TOLERANCE
+            check["passed"] = bool(worst <= EXPLORER_TOLERANCE)  # false for NaN too
+            stored.parent.mkdir(exist_ok=True)
+            with atomic_file(stored) as tmp:
+                tmp.write_text(json.dumps(check, sort_keys=True))
     if not check["measured"]:
         log(f"browser: explorer self-test not measured: {check['reason']}")
-        return {"selftest": check, "timings": timing}
-    worst = max(float("inf") if w["abs"] is None else w["abs"] for w in check["worst"].values())  # None: NaN
-    check["tolerance"] = EXPLORER_TOLERANCE
-    check["passed"] = bool(worst <= EXPLORER_TOLERANCE)  # false for NaN too
-    log(f"browser: explorer self-test {'passed' if check['passed'] else 'FAILED'}: {check['compared']:,} arrays "
-        f"({check['images']} images x {check['classes']} classes x {check['networks']} networks), largest "
-        f"difference {worst:.1e}, in {check['seconds']:.1f} s")
+    else:
+        worst = max(float("inf") if w["abs"] is None else w["abs"] for w in check["worst"].values())
+        log(f"browser: explorer self-test {'passed' if check['passed'] else 'FAILED'}: {check['compared']:,} arrays "
+            f"({check['images']} images x {check['classes']} classes x {check['networks']} networks), largest "
+            f"difference {worst:.1e}, in {check['seconds']:.1f} s")
     return {"selftest": check, "timings": timing}

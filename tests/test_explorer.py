@@ -167,3 +167,20 @@ def test_every_explorer_control_is_reachable_by_keyboard(quick_site, browser):
               "ex-class", "ex-layer", "ex-method", "ex-epoch"}
     assert wanted <= reached, wanted - reached
     assert "button" in reached  # the thumbnails of the grid
+
+
+def test_the_self_test_is_reused_while_nothing_changes_and_redone_when_its_record_is_damaged(
+        quick_site, cache_dir, tmp_path):
+    from .conftest import build
+
+    stored = list((cache_dir / "browser").glob("*.json"))
+    if not stored:
+        pytest.skip("no browser on this machine: nothing was stored")
+    result = build("--quick", "--out", tmp_path / "a", "--cache-dir", cache_dir)
+    assert result.returncode == 0 and "reusing the explorer self-test" in result.stderr
+    for p in stored:
+        p.write_text('{"measured": true}')
+    result = build("--quick", "--out", tmp_path / "b", "--cache-dir", cache_dir)
+    assert result.returncode == 0 and "reusing the explorer self-test" not in result.stderr
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["explorer"]["selftest"]["passed"]
+    assert json.loads(stored[0].read_text())["passed"]  # written whole again
