@@ -7,7 +7,6 @@ page after its scripts have run, so no driver is needed. Without a Chromium or
 Chrome on the machine, the build says so in run.json and carries on.
 """
 
-import fcntl
 import json
 import os
 import select
@@ -167,17 +166,14 @@ class _DevTools:
         self.timeout, self.next_id, self.buffer = timeout, 0, b""
         to_browser, self.commands = os.pipe()
         self.replies, from_browser = os.pipe()
-
-        def wire():  # in the child: its fd 3 reads our commands, its fd 4 writes its replies
-            a, b = fcntl.fcntl(to_browser, fcntl.F_DUPFD, 10), fcntl.fcntl(from_browser, fcntl.F_DUPFD, 10)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
+        # The browser reads commands on its fd 3 and writes replies on its fd 4. A shell moves the
+        # pipes there: no Python runs between fork and exec, which is safe with threads about.
+        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                   "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
+                   "--remote-debugging-pipe", "about:blank"]
         self.proc = subprocess.Popen(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
-             "--remote-debugging-pipe", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=wire, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ["/bin/sh", "-c", f'exec "$@" 3<&{to_browser} 4>&{from_browser}', "sh", *command],
+            pass_fds=(to_browser, from_browser), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_browser)
         os.close(from_browser)
 

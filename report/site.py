@@ -446,17 +446,20 @@ def _explorer_selftest(site_dir, run, data, config, log):
         header, docs = selftest_reference(page_networks(run), data, config.rngs()["explorer"])
         check = explorer_selftest([js / MODEL_SCRIPT, js / SNAPSHOTS_SCRIPT, js / "cnn.js"], header, docs)
         if check["measured"]:
-            worst = max(float("inf") if w["abs"] is None else w["abs"] for w in check["worst"].values())  # None: NaN
             check["tolerance"] = EXPLORER_TOLERANCE
-            check["passed"] = bool(worst <= EXPLORER_TOLERANCE)  # false for NaN too
+            check["passed"] = bool(_largest(check) <= EXPLORER_TOLERANCE)  # false for NaN too
             stored.parent.mkdir(exist_ok=True)
             with atomic_file(stored) as tmp:
                 tmp.write_text(json.dumps(check, sort_keys=True))
     if not check["measured"]:
         log(f"browser: explorer self-test not measured: {check['reason']}")
     else:
-        worst = max(float("inf") if w["abs"] is None else w["abs"] for w in check["worst"].values())
         log(f"browser: explorer self-test {'passed' if check['passed'] else 'FAILED'}: {check['compared']:,} arrays "
             f"({check['images']} images x {check['classes']} classes x {check['networks']} networks), largest "
-            f"difference {worst:.1e}, in {check['seconds']:.1f} s")
+            f"difference {_largest(check):.1e}, in {check['seconds']:.1f} s")
     return {"selftest": check, "timings": timing}
+
+
+def _largest(check):
+    """The largest absolute difference a self-test found; JSON's null (a NaN in the page) counts as infinite."""
+    return max(float("inf") if w["abs"] is None else w["abs"] for w in check["worst"].values())
