@@ -24,6 +24,11 @@ Faithfulness:
   blank the pixels a map ranks highest, a few at a time, and follow the class
   probability (deletion: a faithful map makes it fall fast, low area under the
   curve); or start from a blank image and put them back (insertion: high area);
+- ROAD, remove and debias (Rong et al. 2022, arXiv:2202.00449): like deletion, but
+  each removed pixel is filled by noisy linear imputation -- the weighted mean of
+  its neighbours, plus a little noise -- instead of black, so that the image stays
+  like the ones the network saw; most relevant first (MoRF) and least relevant
+  first (LeRF);
 - the model-randomisation check (Adebayo et al. 2018, arXiv:1810.03292):
   re-initialise the layers from the top down and measure how similar the maps
   stay (Spearman rank correlation). A map that does not change when the
@@ -253,6 +258,90 @@ def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64):
             images = np.where(keep, xs[:, None], xs.dtype.type(fill)).reshape(-1, c, h, w)
             curves[name].append(score_fn(images, owner).reshape(m, len(steps)))
     return Curves(steps / (h * w), np.concatenate(curves["deletion"]), np.concatenate(curves["insertion"]))
+
+
+# The neighbours of a pixel and their weights in noisy linear imputation (ROAD): the four
+# sides count twice as much as the four corners; at the border, the weights of the
+# neighbours inside the image are scaled up to add to 1.
+NEIGHBOURS = (((-1, 0), 1 / 6), ((1, 0), 1 / 6), ((0, -1), 1 / 6), ((0, 1), 1 / 6),
+              ((-1, -1), 1 / 12), ((-1, 1), 1 / 12), ((1, -1), 1 / 12), ((1, 1), 1 / 12))
+
+
+def _neighbour_sums(v):
+    """For maps v (..., H, W): (sum over each pixel's in-image neighbours of weight * value, sum of those weights)."""
+    h, w = v.shape[-2:]
+    pad = [(0, 0)] * (v.ndim - 2) + [(1, 1), (1, 1)]
+    padded, inside = np.pad(v, pad), np.pad(np.ones((h, w)), 1)
+    total = sum(wt * padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for (dy, dx), wt in NEIGHBOURS)
+    weight = sum(wt * inside[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for (dy, dx), wt in NEIGHBOURS)
+    return total, weight
+
+
+def neighbour_mean(v):
+    """The weighted mean of each pixel's neighbours inside the image, for maps v (..., H, W)."""
+    total, weight = _neighbour_sums(v)
+    return total / weight
+
+
+def noisy_linear_imputation(x, removed, rng, noise=0.01, tol=1e-7, max_iterations=500):
+    """Images x (N, C, H, W) with the pixels where removed (N, H, W) is True filled in.
+
+    Every removed pixel takes the weighted mean of its neighbours (NEIGHBOURS), some of
+    which may be removed too: for the removed pixels R and the kept ones K,
+        W_p v_p - sum_{q in R} w_pq v_q = sum_{q in K} w_pq x_q      (p in R),
+    with W_p the weight of p's neighbours. The matrix is symmetric and positive definite
+    (a graph Laplacian with the kept pixels held fixed), so conjugate gradients solve it,
+    every image and channel at once, in a few dozen steps. An image with every pixel
+    removed has nothing to hold it: it takes its mean. Then Gaussian noise of standard
+    deviation `noise` is added to the filled pixels.
+    """
+    mask = np.broadcast_to(removed[:, None], x.shape).astype(np.float64)
+    kept = x.astype(np.float64) * (1 - mask)
+    total, weight = _neighbour_sums(kept)
+    b = total * mask
+
+    def apply(u):  # (W - A) u on the removed pixels, u zero on the kept ones
+        return (weight * u - _neighbour_sums(u)[0]) * mask
+
+    def dot(a, c):
+        return (a * c).sum(axis=(2, 3), keepdims=True)
+
+    u, r = np.zeros_like(b), b.copy()
+    p, rs = r.copy(), dot(r, r)
+    for _ in range(max_iterations):
+        if np.sqrt(rs.max()) <= tol:
+            break
+        ap = apply(p)
+        pap = dot(p, ap)
+        alpha = np.divide(rs, pap, out=np.zeros_like(rs), where=pap > 0)
+        u += alpha * p
+        r -= alpha * ap
+        rs_new = dot(r, r)
+        p = r + np.divide(rs_new, rs, out=np.zeros_like(rs), where=rs > 0) * p
+        rs = rs_new
+    everything = mask.min(axis=(2, 3), keepdims=True) == 1  # nothing kept: the image's mean
+    v = np.where(everything, x.mean(axis=(2, 3), keepdims=True), kept + u)
+    v = v + mask * rng.standard_normal(x.shape) * noise
+    return v.astype(x.dtype)
+
+
+def road(score_fn, x, maps, rng, fractions=np.linspace(0.1, 0.9, 9), most_relevant_first=True, noise=0.01):
+    """ROAD curves: the class probability after removing each fraction of the pixels by imputation.
+
+    score_fn(images, owner) as in deletion_insertion. The pixels are ranked by the map,
+    highest first for MoRF (most_relevant_first) and lowest first for LeRF, ties in a
+    fixed order. Returns (fractions, probabilities (N, len(fractions))).
+    """
+    n, c, h, w = x.shape
+    flat = maps.reshape(n, -1)
+    order = np.argsort(-flat if most_relevant_first else flat, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    rank[np.arange(n)[:, None], order] = np.arange(h * w)
+    out = np.empty((n, len(fractions)))
+    for j, f in enumerate(fractions):
+        removed = (rank < int(round(f * h * w))).reshape(n, h, w)
+        out[:, j] = score_fn(noisy_linear_imputation(x, removed, rng, noise), np.arange(n))
+    return np.asarray(fractions), out
 
 
 def class_probability(model, classes, workers=DEFAULT_WORKERS):

@@ -118,3 +118,48 @@ def test_the_auc_of_the_mean_curve_is_the_mean_of_the_per_image_aucs(rng):
     curves = A.Curves(fractions, rng.random((7, 11)), rng.random((7, 11)))
     assert curves.per_image_auc("deletion").mean() == pytest.approx(curves.deletion_auc)
     assert curves.per_image_auc("insertion").mean() == pytest.approx(curves.insertion_auc)
+
+
+def _dense_imputation(image, removed):
+    """The same linear system, written out and solved directly: v_p = sum_q w_pq v_q for removed p."""
+    h, w = image.shape
+    idx = {p: k for k, p in enumerate(zip(*np.nonzero(removed)))}
+    m = np.eye(len(idx))
+    b = np.zeros(len(idx))
+    for (i, j), k in idx.items():
+        near = [((i + dy, j + dx), wt) for (dy, dx), wt in A.NEIGHBOURS if 0 <= i + dy < h and 0 <= j + dx < w]
+        total = sum(wt for _, wt in near)
+        for q, wt in near:
+            if q in idx:
+                m[k, idx[q]] -= wt / total
+            else:
+                b[k] += wt / total * image[q]
+    v = image.astype(np.float64).copy()
+    for (i, j), value in zip(idx, np.linalg.solve(m, b)):
+        v[i, j] = value
+    return v
+
+
+def test_noisy_linear_imputation_solves_the_neighbour_system_and_keeps_the_rest(mnist, rng):
+    x = mnist.x_test[:3, :, 6:18, 6:18]  # 12 x 12 crops, small enough for a direct solve
+    removed = rng.random((3, 12, 12)) < 0.6
+    removed[1, 3:10, 2:11] = True  # a large hole
+    filled = A.noisy_linear_imputation(x, removed, rng, noise=0.0, tol=1e-9)
+    np.testing.assert_array_equal(filled[~np.broadcast_to(removed[:, None], x.shape)],
+                                  x[~np.broadcast_to(removed[:, None], x.shape)])
+    for i in range(3):
+        np.testing.assert_allclose(filled[i, 0], _dense_imputation(x[i, 0], removed[i]), atol=1e-5)
+    noisy = A.noisy_linear_imputation(x, removed, rng, noise=0.01, tol=1e-9)
+    assert 0.005 < np.std((noisy - filled)[np.broadcast_to(removed[:, None], x.shape)]) < 0.015
+
+
+def test_road_removes_the_ranked_pixels_most_or_least_relevant_first(trained, mnist, rng):
+    x = mnist.x_test[:8]
+    c = trained.predict(x)
+    maps = A.grad_cam(trained, x, c).upsampled
+    score = A.class_probability(trained, c, workers=1)
+    fractions, morf = A.road(score, x, maps, rng, fractions=[0.0, 0.3, 0.6])
+    _, lerf = A.road(score, x, maps, rng, fractions=[0.0, 0.3, 0.6], most_relevant_first=False)
+    np.testing.assert_allclose(morf[:, 0], trained.predict_proba(x, workers=1)[np.arange(8), c], atol=1e-5)
+    assert morf.shape == lerf.shape == (8, 3)
+    assert morf[:, 2].mean() < lerf[:, 2].mean()  # removing what Grad-CAM ranks first hurts more
