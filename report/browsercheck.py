@@ -7,10 +7,12 @@ page after its scripts have run, so no driver is needed. Without a Chromium or
 Chrome on the machine, the build says so in run.json and carries on.
 """
 
+import fcntl
 import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -166,16 +168,21 @@ class _DevTools:
         self.timeout, self.next_id, self.buffer = timeout, 0, b""
         to_browser, self.commands = os.pipe()
         self.replies, from_browser = os.pipe()
-        # The browser reads commands on its fd 3 and writes replies on its fd 4. A shell moves the
-        # pipes there: no Python runs between fork and exec, which is safe with threads about.
+        # The browser reads commands on its fd 3 and writes replies on its fd 4. posix_spawn
+        # moves the pipes there itself (no Python runs in the child, which is safe with
+        # threads about); they are first copied above 10 so that each move is a real one.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser, from_browser)]
         command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                    "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
                    "--remote-debugging-pipe", "about:blank"]
-        self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", f'exec "$@" 3<&{to_browser} 4>&{from_browser}', "sh", *command],
-            pass_fds=(to_browser, from_browser), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(to_browser)
-        os.close(from_browser)
+        try:
+            self.pid = os.posix_spawn(browser, command, os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, high[0], 3), (os.POSIX_SPAWN_DUP2, high[1], 4),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)])
+        finally:
+            for fd in high + [to_browser, from_browser]:
+                os.close(fd)
 
     def send(self, method, params=None, session=None, wait_event=None):
         self.next_id += 1
@@ -213,11 +220,13 @@ class _DevTools:
             os.write(self.commands, json.dumps({"id": 0, "method": "Browser.close"}).encode() + b"\0")
         except OSError:
             pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        deadline = time.monotonic() + 10
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                break
+            time.sleep(0.05)
         os.close(self.commands)
         os.close(self.replies)
 
