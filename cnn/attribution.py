@@ -52,7 +52,7 @@ def input_gradient(model, x, classes, guided=False):
     for layer in reversed(model.layers):
         if guided and layer.kind == "relu":
             d = np.maximum(d, 0)  # guided: only positive gradient passes back through a ReLU...
-        d = layer.backward(d)  # ...and, as always, only where its input was positive
+        d = layer.backward(d, need_params=False)  # ...and, as always, only where its input was positive
     model.clear_cache()
     return d
 

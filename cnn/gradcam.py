@@ -111,7 +111,7 @@ def grad_cam_layers(model, x, classes, layers=None):
     classes = np.asarray(classes)
     acts = model.forward_all(x)
     scores = acts[-1]
-    grads = model.backward_all(class_onehot(scores, classes))  # from the class score itself
+    grads = model.backward_all(class_onehot(scores, classes), need_params=False)  # from the class score itself
     model.clear_cache()
     out = {}
     for layer in layers:

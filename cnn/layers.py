@@ -32,7 +32,7 @@ class Layer:
     def forward(self, x, training=False):
         raise NotImplementedError
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout, need_dx=True, need_params=True):
         raise NotImplementedError
 
     def config(self):
@@ -68,8 +68,9 @@ class Conv2D(Layer):
                                            self.stride, self.padding)
         return out
 
-    def backward(self, dout, need_dx=True):
-        dx, self.grads["weight"], self.grads["bias"] = F.conv2d_backward(dout, self.cache, need_dx)
+    def backward(self, dout, need_dx=True, need_params=True):
+        dx, dw, db = F.conv2d_backward(dout, self.cache, need_dx, need_params)
+        self.grads = {"weight": dw, "bias": db} if need_params else {}
         return dx
 
     def config(self):
@@ -96,7 +97,7 @@ class _Pool(Layer):
         out, self.cache = self.kernels[0](x, self.kernel_size, self.stride)
         return out
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout, need_dx=True, need_params=True):
         return self.kernels[1](dout, self.cache)
 
     def config(self):
@@ -127,7 +128,7 @@ class _Elementwise(Layer):
         out, self.cache = self.kernels[0](x)
         return out
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout, need_dx=True, need_params=True):
         return self.kernels[1](dout, self.cache)
 
     def describe(self):
@@ -152,7 +153,7 @@ class LeakyReLU(Layer):
         out, self.cache = F.leaky_relu_forward(x, self.slope)
         return out
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout, need_dx=True, need_params=True):
         return F.leaky_relu_backward(dout, self.cache)
 
     def config(self):
@@ -178,7 +179,7 @@ class Flatten(Layer):
         self.cache = x.shape
         return x.reshape(len(x), -1)
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout, need_dx=True, need_params=True):
         return dout.reshape(self.cache)
 
     def describe(self):
@@ -202,8 +203,9 @@ class Dense(Layer):
         out, self.cache = F.dense_forward(x, self.params["weight"], self.params["bias"])
         return out
 
-    def backward(self, dout, need_dx=True):
-        dx, self.grads["weight"], self.grads["bias"] = F.dense_backward(dout, self.cache, need_dx)
+    def backward(self, dout, need_dx=True, need_params=True):
+        dx, dw, db = F.dense_backward(dout, self.cache, need_dx, need_params)
+        self.grads = {"weight": dw, "bias": db} if need_params else {}
         return dx
 
     def config(self):
@@ -233,7 +235,7 @@ class Dropout(Layer):
         self.cache = keep * x.dtype.type(1 / (1 - self.p))
         return x * self.cache
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout, need_dx=True, need_params=True):
         return dout if self.cache is None else dout * self.cache
 
     def config(self):
@@ -303,7 +305,7 @@ class BatchNorm1D(Layer):
     def forward(self, x, training=False):
         return self._forward_2d(x, training)
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout, need_dx=True, need_params=True):
         return self._backward_2d(dout)
 
     def config(self):
@@ -321,7 +323,7 @@ class BatchNorm2D(BatchNorm1D):
         out = self._forward_2d(F.to_nhwc(x).reshape(n * h * w, c), training)  # (N*H*W, C)
         return F.to_nchw(out.reshape(n, h, w, c))
 
-    def backward(self, dout, need_dx=True):
+    def backward(self, dout, need_dx=True, need_params=True):
         n, c, h, w = dout.shape
         dx = self._backward_2d(F.to_nhwc(dout).reshape(n * h * w, c))  # (N*H*W, C)
         return F.to_nchw(dx.reshape(n, h, w, c))

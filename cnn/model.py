@@ -67,15 +67,17 @@ class Sequential:
             acts.append(layer.forward(acts[-1], training))
         return acts
 
-    def backward_all(self, dout):
+    def backward_all(self, dout, need_params=True):
         """Gradients aligned with forward_all: grads[i] is the gradient at acts[i].
 
         Call after forward_all (or forward) on the same batch. For the score of
         class c of every image, pass dout = one-hot rows, e.g. np.eye(K)[classes].
+        need_params=False skips the gradients of the weights, which an explanation
+        does not use (layer.grads is then left empty).
         """
         grads = [dout]
         for layer in reversed(self.layers):
-            grads.append(layer.backward(grads[-1]))
+            grads.append(layer.backward(grads[-1], need_params=need_params))
         return grads[::-1]
 
     def clear_cache(self):

@@ -162,3 +162,17 @@ def test_folding_batch_norm_keeps_the_predictions_and_leaves_the_model_alone(mni
         dense.forward(rng.standard_normal((16, 6)).astype(np.float32) * 3 + 1, training=True)
     v = rng.standard_normal((20, 6)).astype(np.float32)
     np.testing.assert_allclose(fold_batchnorm(dense).forward(v), dense.forward(v), atol=1e-5)
+
+
+def test_an_explanation_backward_pass_skips_the_weight_gradients_and_nothing_else(trained_bits, mnist):
+    x = mnist.x_test[:16]
+    onehot = np.eye(10, dtype=np.float32)[trained_bits.predict(x)]
+    trained_bits.forward_all(x)
+    full = trained_bits.backward_all(onehot)
+    assert trained_bits.layer("conv1").grads["weight"] is not None
+    trained_bits.forward_all(x)
+    lean = trained_bits.backward_all(onehot, need_params=False)
+    trained_bits.clear_cache()
+    for a, b in zip(full, lean):
+        np.testing.assert_array_equal(a, b)
+    assert all(not l.grads for l in trained_bits.layers if l.kind in ("conv", "dense"))
