@@ -10,13 +10,16 @@ import time
 
 import numpy as np
 
-from cnn.attribution import (bootstrap_interval, cascading_randomization, class_probability, deletion_insertion,
-                             guided_backprop, occlusion, saliency)
+from cnn.attribution import (blur, bootstrap_interval, cascading_randomization, class_probability,
+                             deletion_insertion, grad_cam_plus_plus, guided_backprop, integrated_gradients, occlusion,
+                             saliency, score_cam, smoothgrad)
 from cnn.data import stratified_indices
 from cnn.gradcam import block_outputs, grad_cam
 from cnn.model import fold_batchnorm
 
 CONFIDENT = 0.99
+IG_STEPS = 64  # integrated gradients: points of the midpoint rule along the path
+BLUR_SIGMA = 4.0  # the blurred baseline's Gaussian, in pixels
 
 
 def pick_gallery(proba, labels, n, rng):
@@ -88,6 +91,12 @@ def explain(config, model, data, proba, rngs):
         "guided": gb,
         "guided-gradcam": gb * gallery_arrays["upsampled"][np.arange(len(picks)), gp],
         "occlusion": occlusion(fold_batchnorm(model), xg, gp),
+        "gradcampp": grad_cam_plus_plus(model, xg, gp, last),
+        "scorecam": score_cam(fold_batchnorm(model), xg, gp, last),
+        "smoothgrad": smoothgrad(model, xg, gp, rngs["gallery"]),
+        # integrated gradients, positive part summed over the input channels, from a black and a blurred image
+        "ig-black": np.maximum(integrated_gradients(model, xg, gp, steps=IG_STEPS).sum(axis=1), 0),
+        "ig-blurred": np.maximum(integrated_gradients(model, xg, gp, blur(xg, BLUR_SIGMA), IG_STEPS).sum(axis=1), 0),
         **others,
     }
     timings["gallery_explanations"] = time.perf_counter() - start

@@ -19,7 +19,10 @@ from .figures import (C_ACCENT, C_TEST, C_TRAIN, DIVERGING, INK, MAPS, _blank, _
 
 HEAT = "turbo"  # the heat map over the digit
 METHOD_TITLES = {"saliency": "saliency |dy/dx|", "guided": "guided backprop",
-                 "guided-gradcam": "guided Grad-CAM", "occlusion": "occlusion"}
+                 "guided-gradcam": "guided Grad-CAM", "occlusion": "occlusion", "gradcampp": "Grad-CAM++",
+                 "scorecam": "Score-CAM", "smoothgrad": "SmoothGrad", "ig-black": "integrated gradients, black",
+                 "ig-blurred": "integrated gradients, blurred"}
+CAM_LIKE = ("gradcampp", "scorecam")  # maps of a layer, upsampled: drawn over the image like Grad-CAM
 
 
 def _png(out_dir, name, rgb, alt, caption, **extra):
@@ -87,7 +90,7 @@ def gallery_item(f, out_dir, g):
                                                                                             else ""), cls=k))
     for name, maps in f.methods.items():
         m = maps[g]
-        rgb = overlay(image, m) if name.startswith("gradcam-") else _map_png(m)
+        rgb = overlay(image, m) if name.startswith("gradcam-") or name in CAM_LIKE else _map_png(m)
         title = f"Grad-CAM on {name.split('-', 1)[1]}" if name.startswith("gradcam-") else METHOD_TITLES[name]
         entries.append(_png(out_dir, f"{base}/method-{name}", rgb, f"{title} of {who} for class {names[c]}",
                             title))
