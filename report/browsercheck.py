@@ -261,7 +261,7 @@ def evaluate_when_loaded(url, expression, timeout=120):
 def page_timings(page, timeout=120):
     """The explorer's own measurements (explorer.html?bench), in real time: from the start of the
     navigation to interactive (data unpacked, first view drawn), and the median redraw when the
-    image, the class, the layer or the epoch changes."""
+    image, the class, the layer or the epoch changes, and when the method is occlusion."""
     wait = """new Promise(function (done) {
       (function poll() {
         const e = document.getElementById("explorer");
@@ -276,4 +276,5 @@ def page_timings(page, timeout=120):
         return {"measured": False, "browser": version, "reason": f"the page did not start ({data.get('status')})"}
     return {"measured": True, "browser": version, "ready_ms": float(data["readyMs"]),
             "unpack_ms": float(data["unpackMs"]),
-            "redraw_ms": {k: float(data["bench" + k.capitalize()]) for k in ("image", "cls", "layer", "epoch")}}
+            "redraw_ms": {k: float(data["bench" + k.capitalize()]) for k in ("image", "cls", "layer", "epoch",
+                                                                               "occlusion")}}

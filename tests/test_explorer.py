@@ -51,7 +51,7 @@ def test_the_build_checked_the_page_against_numpy_in_chromium(quick_site):
     assert check["compared"] == 3 * check["images"] * (10 * (3 * 4 + 2) + 1)
     timings = record["timings"]  # measured by the build in real time; reported, not asserted
     assert timings["measured"] and timings["ready_ms"] > 0
-    assert set(timings["redraw_ms"]) == {"image", "cls", "layer", "epoch"}
+    assert set(timings["redraw_ms"]) == {"image", "cls", "layer", "epoch", "occlusion"}
     for row in record["float16"]["epochs"]:
         assert row["max_probability_change"] < 0.05
 

@@ -423,7 +423,7 @@
   // Timings for build.py's check (explorer.html?bench): redraws when the image, class, layer
   // and epoch change, the median of each, written into data attributes.
   function bench() {
-    const times = { image: [], cls: [], layer: [], epoch: [] };
+    const times = { image: [], cls: [], layer: [], epoch: [], occlusion: [] };
     const median = function (a) { const b = a.slice().sort(function (x, y) { return x - y; }); return b[Math.floor(b.length / 2)]; };
     const time = function (kind, hash) { history.replaceState(null, "", hash); const t = performance.now(); render(); times[kind].push(performance.now() - t); };
     for (let i = 0; i < 15; i++) {
@@ -432,6 +432,7 @@
       time("cls", encode(Object.assign({}, base, { cls: (i * 3) % K })));
       time("layer", encode(Object.assign({}, base, { cls: (i * 3) % K, layer: final.convLayers[i % final.convLayers.length] })));
       time("epoch", encode(Object.assign({}, base, { cls: (i * 3) % K, epoch: i % (EPOCHS + 1) })));
+      if (i < 5) time("occlusion", encode(Object.assign({}, base, { method: "occlusion" })));  // 64 forward passes
     }
     for (const k in times) root.dataset["bench" + k[0].toUpperCase() + k.slice(1)] = median(times[k]).toFixed(1);
     root.dataset.bench = "done";
