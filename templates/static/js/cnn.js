@@ -65,33 +65,35 @@ const CNN = (function () {
   // ------------------------------------------------------------ forward
 
   // x: [C, H, W] -> [F, H', W'], K x K kernel, stride 1, zero padding `pad`.
-  // For each output pixel, the kernel rows and columns that fall inside the image are
-  // worked out once (u0..u1, v0..v1), so the inner loop has no bounds test.
+  // Written input by input: each nonzero input pixel adds its contribution to the outputs
+  // whose windows cover it, out[f, y - u + pad, x - v + pad] += w[f, c, u, v] * x[c, y, x].
+  // After a ReLU most inputs are zero, and they cost nothing. The sums are kept in double
+  // precision, then stored as float32.
   function conv(x, shape, layer) {
     const [F, C, K] = layer.wshape;
     const [, H, W] = shape;
     const pad = layer.pad;
-    const OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
-    const out = new Float32Array(F * OH * OW);
+    const OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1, OHW = OH * OW, KK = K * K;
+    const acc = new Float64Array(F * OHW);
     const w = layer.weight, b = layer.bias;
-    for (let f = 0; f < F; f++) {
-      for (let i = 0; i < OH; i++) {
-        const u0 = Math.max(0, pad - i), u1 = Math.min(K, H + pad - i);
-        for (let j = 0; j < OW; j++) {
-          const v0 = Math.max(0, pad - j), v1 = Math.min(K, W + pad - j);
-          let sum = b[f];
-          for (let c = 0; c < C; c++) {
-            for (let u = u0; u < u1; u++) {
-              const xrow = (c * H + i + u - pad) * W + j - pad;
-              const wrow = ((f * C + c) * K + u) * K;
-              for (let v = v0; v < v1; v++) sum += w[wrow + v] * x[xrow + v];
+    for (let f = 0; f < F; f++) acc.fill(b[f], f * OHW, (f + 1) * OHW);
+    for (let c = 0; c < C; c++) {
+      for (let y = 0; y < H; y++) {
+        const u0 = Math.max(0, y + pad - OH + 1), u1 = Math.min(K, y + pad + 1);  // output row y - u + pad inside
+        for (let xx = 0; xx < W; xx++) {
+          const value = x[(c * H + y) * W + xx];
+          if (value === 0) continue;
+          const v0 = Math.max(0, xx + pad - OW + 1), v1 = Math.min(K, xx + pad + 1);
+          for (let u = u0; u < u1; u++) {
+            for (let v = v0; v < v1; v++) {
+              const at = (y - u + pad) * OW + xx - v + pad, wat = (c * K + u) * K + v;
+              for (let f = 0; f < F; f++) acc[f * OHW + at] += w[f * C * KK + wat] * value;
             }
           }
-          out[(f * OH + i) * OW + j] = sum;
         }
       }
     }
-    return [out, [F, OH, OW]];
+    return [Float32Array.from(acc), [F, OH, OW]];
   }
 
   function relu(x) {
