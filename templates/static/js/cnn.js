@@ -102,25 +102,28 @@ const CNN = (function () {
     return out;
   }
 
+  // Max over size x size windows; `from` records where each maximum was (its first position in
+  // row-major order, as cnn/functional.py routes the gradient), for the backward pass.
   function maxpool(x, shape, size, stride) {
     const [C, H, W] = shape;
     const OH = Math.floor((H - size) / stride) + 1, OW = Math.floor((W - size) / stride) + 1;
-    const out = new Float32Array(C * OH * OW);
+    const out = new Float32Array(C * OH * OW), from = new Int32Array(C * OH * OW);
     for (let c = 0; c < C; c++) {
       for (let i = 0; i < OH; i++) {
         for (let j = 0; j < OW; j++) {
-          let m = -Infinity;
+          let m = -Infinity, at = -1;
           for (let u = 0; u < size; u++) {
             for (let v = 0; v < size; v++) {
-              const val = x[(c * H + i * stride + u) * W + j * stride + v];
-              if (val > m) m = val;
+              const k = (c * H + i * stride + u) * W + j * stride + v;
+              if (x[k] > m) { m = x[k]; at = k; }
             }
           }
           out[(c * OH + i) * OW + j] = m;
+          from[(c * OH + i) * OW + j] = at;
         }
       }
     }
-    return [out, [C, OH, OW]];
+    return [out, [C, OH, OW], from];
   }
 
   // out = x @ W + b with W of shape (in, out), as in cnn/layers.py
@@ -150,15 +153,15 @@ const CNN = (function () {
 
   // Run one image [C, H, W]; keep every layer's output by name (and the input).
   function forward(net, image) {
-    let x = image, shape = net.inputShape.slice();
+    let x = image, shape = net.inputShape.slice(), from = null;
     const acts = {};
     for (const layer of net.layers) {
       if (layer.type === "conv") [x, shape] = conv(x, shape, layer);
       else if (layer.type === "relu") x = relu(x);
-      else if (layer.type === "maxpool") [x, shape] = maxpool(x, shape, layer.size, layer.stride);
+      else if (layer.type === "maxpool") [x, shape, from] = maxpool(x, shape, layer.size, layer.stride);
       else if (layer.type === "flatten") shape = [x.length];
       else if (layer.type === "dense") { x = dense(x, layer); shape = [x.length]; }
-      acts[layer.name] = { data: x, shape: shape };
+      acts[layer.name] = { data: x, shape: shape, from: layer.type === "maxpool" ? from : null };
     }
     return { input: image, scores: x, probabilities: softmax(x), acts: acts };
   }
@@ -185,25 +188,10 @@ const CNN = (function () {
     return dx;
   }
 
-  // Each window's gradient goes to its first maximum in row-major order, as in cnn/functional.py.
-  function maxpoolBackward(g, input, layer) {
-    const [C, H, W] = input.shape, x = input.data, size = layer.size, stride = layer.stride;
-    const OH = Math.floor((H - size) / stride) + 1, OW = Math.floor((W - size) / stride) + 1;
-    const dx = new Float64Array(C * H * W);
-    for (let c = 0; c < C; c++) {
-      for (let i = 0; i < OH; i++) {
-        for (let j = 0; j < OW; j++) {
-          let m = -Infinity, at = -1;
-          for (let u = 0; u < size; u++) {
-            for (let v = 0; v < size; v++) {
-              const k = (c * H + i * stride + u) * W + j * stride + v;
-              if (x[k] > m) { m = x[k]; at = k; }
-            }
-          }
-          dx[at] += g[(c * OH + i) * OW + j];
-        }
-      }
-    }
+  // Each window's gradient goes to the input that was its maximum (recorded by the forward pass).
+  function maxpoolBackward(g, input, from) {
+    const dx = new Float64Array(input.data.length);
+    for (let k = 0; k < g.length; k++) dx[from[k]] += g[k];
     return dx;
   }
 
@@ -249,7 +237,7 @@ const CNN = (function () {
       const below = li > 0 ? result.acts[net.layers[li - 1].name] : { data: result.input, shape: net.inputShape };
       if (layer.type === "dense") g = denseBackward(g, layer);
       else if (layer.type === "relu") g = reluBackward(g, result.acts[layer.name].data, guided);
-      else if (layer.type === "maxpool") g = maxpoolBackward(g, below, layer);
+      else if (layer.type === "maxpool") g = maxpoolBackward(g, below, result.acts[layer.name].from);
       else if (layer.type === "conv") g = convBackward(g, below.shape, layer);
       else if (layer.type !== "flatten") throw new Error("no backward pass for " + layer.type);
     }
