@@ -1,10 +1,14 @@
-"""Run the "Try it" page's self-test in a headless Chromium and read its results from the page.
+"""The site's JavaScript checked and timed in a headless Chromium, with no driver.
 
-The page checks its JavaScript network against NumPy's answers for a few test
-images and times one forward pass plus Grad-CAM; it writes the results into the
-data-* attributes of its #selftest element. Chromium's --dump-dom prints the
-page after its scripts have run, so no driver is needed. Without a Chromium or
-Chrome on the machine, the build says so in run.json and carries on.
+- "Try it" checks its network against NumPy's answers for a few test images when it
+  loads, and writes the results into the data-* attributes of its #selftest element;
+  Chromium's --dump-dom prints the page after its scripts have run (selftest).
+- The explorer's self-test (explorer_selftest) and its timings (page_timings) run in
+  real time over Chromium's DevTools pipe (--remote-debugging-pipe), which waits for
+  the page's own promise: --dump-dom's virtual time would stop the page's clock, and
+  it dumps before asynchronous work (unpacking the data) is done.
+
+Without a Chromium or Chrome on the machine, the build says so in run.json and carries on.
 """
 
 import fcntl
@@ -35,31 +39,16 @@ def find_browser():
 
 
 class _Attrs(HTMLParser):
-    """The attributes (and, with text=True, the text) of the element with a given id."""
+    """The attributes of the element with a given id."""
 
-    def __init__(self, element_id, text=False):
-        super().__init__(convert_charrefs=False)
-        self.id, self.want_text, self.attrs, self.text, self._inside = element_id, text, None, None, False
+    def __init__(self, element_id):
+        super().__init__()
+        self.id, self.attrs = element_id, None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if attrs.get("id") == self.id:
-            self.attrs, self._inside, self.text = attrs, self.want_text, ""
-
-    def handle_endtag(self, tag):
-        self._inside = False
-
-    def handle_data(self, data):
-        if self._inside:
-            self.text += data
-
-    def handle_entityref(self, name):
-        if self._inside:
-            self.text += f"&{name};"
-
-    def handle_charref(self, name):
-        if self._inside:
-            self.text += f"&#{name};"
+            self.attrs = attrs
 
 
 def browser_version():
@@ -70,23 +59,21 @@ def browser_version():
     return subprocess.run([browser, "--version"], capture_output=True, text=True).stdout.strip()
 
 
-def _dump_dom(url, timeout, budget_ms=None):
+def _dump_dom(url, timeout):
     """(the page's DOM after its scripts ran, browser version), or (None, reason)."""
     browser = find_browser()
     if browser is None:
         return None, "no Chromium or Chrome found on this machine"
-    budget = [f"--virtual-time-budget={budget_ms}"] if budget_ms else []
     with tempfile.TemporaryDirectory() as profile:
         try:
             done = subprocess.run(
                 [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
-                 *budget, "--dump-dom", url],
+                 "--dump-dom", url],
                 capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as e:
             return None, f"{browser} did not run the page: {e}"
-    version = subprocess.run([browser, "--version"], capture_output=True, text=True).stdout.strip()
-    return done.stdout, version
+    return done.stdout, browser_version()
 
 
 def selftest(page, timeout=120):
@@ -237,7 +224,7 @@ def evaluate_when_loaded(url, expression, timeout=120):
     browser = find_browser()
     if browser is None:
         return None, "no Chromium or Chrome found on this machine"
-    version = subprocess.run([browser, "--version"], capture_output=True, text=True).stdout.strip()
+    version = browser_version()
     with tempfile.TemporaryDirectory() as profile:
         tools = None
         try:
