@@ -277,12 +277,6 @@ def _neighbour_sums(v):
     return total, weight
 
 
-def neighbour_mean(v):
-    """The weighted mean of each pixel's neighbours inside the image, for maps v (..., H, W)."""
-    total, weight = _neighbour_sums(v)
-    return total / weight
-
-
 def noisy_linear_imputation(x, removed, rng, noise=0.01, tol=1e-7, max_iterations=500):
     """Images x (N, C, H, W) with the pixels where removed (N, H, W) is True filled in.
 

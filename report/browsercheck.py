@@ -107,13 +107,9 @@ def explorer_selftest(scripts, header, docs, timeout=600):
     when its reference is ready, so that neither process holds more than one reference. It runs
     in real time (over the DevTools pipe, see evaluate_when_loaded), so its clock is right.
     Returns the largest differences found over all the networks."""
-    wait = """new Promise(function (done) {
-      (function poll() {
-        const e = document.getElementById("result");
-        if (e.dataset.status !== "running") done({status: e.dataset.status, text: e.textContent});
-        else setTimeout(poll, 100);
-      })();
-    })"""
+    result = 'document.getElementById("result")'
+    wait = _once(f'{result}.dataset.status !== "running"',
+                 f"{{status: {result}.dataset.status, text: {result}.textContent}}")
     results, version = [], None
     for position, (epoch, doc) in enumerate(docs):
         with tempfile.TemporaryDirectory() as tmp:
@@ -218,6 +214,12 @@ class _DevTools:
         os.close(self.replies)
 
 
+def _once(condition, value):
+    """A JavaScript promise of `value`, settled once `condition` holds (checked every 50 ms)."""
+    return (f"new Promise(function (done) {{ (function poll() {{ if ({condition}) done({value}); "
+            "else setTimeout(poll, 50); })(); })")
+
+
 def evaluate_when_loaded(url, expression, timeout=120):
     """Open url in headless Chromium, wait for its load event, and return the value of the
     JavaScript expression (a promise is awaited). (value, browser version) or (None, reason)."""
@@ -249,13 +251,8 @@ def page_timings(page, timeout=120):
     """The explorer's own measurements (explorer.html?bench), in real time: from the start of the
     navigation to interactive (data unpacked, first view drawn), and the median redraw when the
     image, the class, the layer or the epoch changes, and when the method is occlusion."""
-    wait = """new Promise(function (done) {
-      (function poll() {
-        const e = document.getElementById("explorer");
-        if (e && (e.dataset.bench === "done" || e.dataset.status === "failed")) done(Object.assign({}, e.dataset));
-        else setTimeout(poll, 50);
-      })();
-    })"""
+    page_data = 'document.getElementById("explorer").dataset'
+    wait = _once(f'{page_data}.bench === "done" || {page_data}.status === "failed"', f"Object.assign({{}}, {page_data})")
     data, version = evaluate_when_loaded(Path(page).resolve().as_uri() + "?bench", wait, timeout)
     if data is None:
         return {"measured": False, "reason": version}

@@ -71,6 +71,7 @@ def explain(config, model, data, proba, rngs):
     last = blocks[-1]
     picks, reasons = pick_gallery(proba, labels, config.gallery, rngs["gallery"])
     pred = proba.argmax(axis=1)
+    fast = fold_batchnorm(model)  # for the explanations made of forward passes only
 
     # Grad-CAM of every gallery image for all ten classes: one batch of (image, class) pairs
     xg = x[picks]
@@ -90,9 +91,9 @@ def explain(config, model, data, proba, rngs):
         "saliency": saliency(model, xg, gp),
         "guided": gb,
         "guided-gradcam": gb * gallery_arrays["upsampled"][np.arange(len(picks)), gp],
-        "occlusion": occlusion(fold_batchnorm(model), xg, gp),
+        "occlusion": occlusion(fast, xg, gp),
         "gradcampp": grad_cam_plus_plus(model, xg, gp, last),
-        "scorecam": score_cam(fold_batchnorm(model), xg, gp, last),
+        "scorecam": score_cam(fast, xg, gp, last),
         "smoothgrad": smoothgrad(model, xg, gp, rngs["gallery"]),
         # integrated gradients, positive part summed over the input channels, from a black and a blurred image
         "ig-black": np.maximum(integrated_gradients(model, xg, gp, steps=IG_STEPS).sum(axis=1), 0),
@@ -126,7 +127,7 @@ def explain(config, model, data, proba, rngs):
     blank = _blank_example(gallery, gallery_arrays)
 
     start = time.perf_counter()
-    faith = faithfulness(model, data, proba, rngs["faithfulness"], last, config.faithfulness, config.jobs)
+    faith = faithfulness(model, fast, data, proba, rngs["faithfulness"], last, config.faithfulness, config.jobs)
     timings["faithfulness"] = time.perf_counter() - start
     start = time.perf_counter()
     sanity = randomization(model, data, proba, rngs["randomization"], last, faith["indices"][: max(10, config.faithfulness // 5)])
@@ -162,24 +163,30 @@ def _blank_example(gallery, arrays):
     return best
 
 
-def _chunked(fn, x, classes, size=100):
-    """fn(images, classes) over slices of `size` images, joined: the same maps in bounded memory."""
-    return np.concatenate([fn(x[i : i + size], classes[i : i + size]) for i in range(0, len(x), size)])
+def chunked(fn, x, classes, size=100):
+    """fn(images, classes) over slices of `size` images, joined: the same maps in bounded memory
+    (a pass keeps every layer's output). fn may return an array or a nested dict of arrays."""
+    return _join([fn(x[i : i + size], classes[i : i + size]) for i in range(0, len(x), size)])
 
 
-def faithfulness(model, data, proba, rng, layer, images, workers):
+def _join(parts):
+    if isinstance(parts[0], dict):
+        return {key: _join([p[key] for p in parts]) for key in parts[0]}
+    return np.concatenate(parts)
+
+
+def faithfulness(model, fast, data, proba, rng, layer, images, workers):
     """Deletion and insertion AUC of Grad-CAM, saliency, occlusion and random maps on a stratified set.
 
     The forward passes (occlusion's and the curves', about 300,000 of them at 1,000
-    images) run on the model with batch norm folded into the conv layers."""
+    images) run on `fast`, the model with batch norm folded into the conv layers."""
     n = min(images, len(data.y_test))
-    fast = fold_batchnorm(model)
     idx = stratified_indices(data.y_test, n, rng)
     x, c = data.x_test[idx], proba[idx].argmax(axis=1)
     maps = {
-        "Grad-CAM": _chunked(lambda xs, cs: grad_cam(model, xs, cs, layer).upsampled, x, c),
-        "saliency": _chunked(lambda xs, cs: saliency(model, xs, cs), x, c),
-        "occlusion": _chunked(lambda xs, cs: occlusion(fast, xs, cs, workers=workers), x, c),
+        "Grad-CAM": chunked(lambda xs, cs: grad_cam(model, xs, cs, layer).upsampled, x, c),
+        "saliency": chunked(lambda xs, cs: saliency(model, xs, cs), x, c),
+        "occlusion": chunked(lambda xs, cs: occlusion(fast, xs, cs, workers=workers), x, c),
         "random": rng.random((len(idx),) + x.shape[2:]),
     }
     score = class_probability(fast, c, workers=workers)

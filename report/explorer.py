@@ -29,6 +29,7 @@ from cnn.data import stratified_indices
 from cnn.gradcam import block_outputs, grad_cam, grad_cam_layers
 from cnn.model import fold_batchnorm
 
+from .explain import chunked
 from .export import export_layers
 
 TEST_SET_SCRIPT = "test-set.js"
@@ -88,17 +89,11 @@ def float16_effect(run, data, networks, indices):
         p, q = exact.predict_proba(x, workers=1), net.predict_proba(x, workers=1)
         layer = list(block_outputs(exact))[-1]
         c = p.argmax(axis=1)
-        a, b = _maps(exact, x, c, layer), _maps(net, x, c, layer)
+        a, b = (chunked(lambda xs, cs: grad_cam(m, xs, cs, layer).normalized, x, c) for m in (exact, net))
         rows.append({"epoch": epoch, "max_probability_change": float(np.abs(p - q).max()),
                      "changed_predictions": int((p.argmax(axis=1) != q.argmax(axis=1)).sum()),
                      "max_gradcam_change": float(np.abs(a - b).max())})
     return {"images": int(len(indices)), "epochs": rows}
-
-
-def _maps(model, x, classes, layer, size=100):
-    """Normalised Grad-CAM maps, `size` images at a time (a pass keeps every layer's output)."""
-    return np.concatenate([grad_cam(model, x[i : i + size], classes[i : i + size], layer).normalized
-                           for i in range(0, len(x), size)])
 
 
 def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
@@ -112,26 +107,17 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
     header = {"indices": [int(i) for i in idx], "images": int(len(idx)), "classes": int(k),
               "image_size": int(np.prod(x.shape[1:])), "pixels": _encode(x)}
 
-    def chunked(fn, size=100):  # fn over slices of the pairs: every layer's output is kept per pass
-        parts = [fn(xs[i : i + size], cs[i : i + size]) for i in range(0, len(xs), size)]
-        if isinstance(parts[0], dict):
-            return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-        return np.concatenate(parts)
+    steps = ("weights", "weighted_sum", "cam", "upsampled")
 
     def docs():
         for epoch, net in networks.items():
-            doc = {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": {}}
-            layers = list(block_outputs(net))
-            shapes = {l: list(net.output_shapes()[block_outputs(net)[l] - 1]) for l in layers}
-            steps = lambda a, b: {f"{l}/{k}": getattr(g, k) for l, g in grad_cam_layers(net, a, b).items()
-                                  for k in ("weights", "weighted_sum", "cam", "upsampled")}
-            arrays = chunked(steps)
-            for layer in layers:
-                doc["layers"][layer] = {k: arrays.pop(f"{layer}/{k}") for k in ("weights", "weighted_sum", "cam",
-                                                                                 "upsampled")}
-                doc["layers"][layer]["shape"] = shapes[layer]
-            doc["saliency"] = chunked(lambda a, b: saliency(net, a, b))
-            doc["guided"] = chunked(lambda a, b: guided_backprop(net, a, b))
+            layers = chunked(lambda a, b: {layer: {k: getattr(g, k) for k in steps}
+                                           for layer, g in grad_cam_layers(net, a, b).items()}, xs, cs)
+            for arrays in layers.values():  # (K, h, w) of the layer's maps, for the page's loops
+                arrays["shape"] = [arrays["weights"].shape[1], *arrays["weighted_sum"].shape[1:]]
+            doc = {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": layers,
+                   "saliency": chunked(lambda a, b: saliency(net, a, b), xs, cs),
+                   "guided": chunked(lambda a, b: guided_backprop(net, a, b), xs, cs)}
             yield epoch, _encode(doc)
 
     return header, docs()
@@ -156,19 +142,18 @@ def over_training(run, data, picks, classes):
     x = data.x_test[picks]
     classes = np.asarray(classes)
     last = max(run.snapshots)
-    maps, rows = {}, []
-    for epoch in sorted(run.snapshots):
-        net = run.model_at(epoch)
-        layer = list(block_outputs(net))[-1]
-        maps[epoch] = grad_cam(net, x, classes, layer).normalized
-    for epoch in sorted(run.snapshots):
-        net = fold_batchnorm(run.model_at(epoch))
+    nets = {epoch: run.model_at(epoch) for epoch in sorted(run.snapshots)}
+    layer = list(block_outputs(run.model))[-1]
+    maps = {epoch: grad_cam(net, x, classes, layer).normalized for epoch, net in nets.items()}
+    rows = []
+    for epoch, net in nets.items():
+        fast = fold_batchnorm(net)
         rho = spearman(maps[epoch], maps[last])
-        curves = deletion_insertion(class_probability(net, classes, workers=1), x, maps[epoch])
+        curves = deletion_insertion(class_probability(fast, classes, workers=1), x, maps[epoch])
         rows.append({"epoch": epoch, "rho_mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else None,
                      "rho_undefined": int(np.isnan(rho).sum()), "deletion": curves.deletion_auc,
                      "insertion": curves.insertion_auc,
-                     "agrees_with_final": float((net.predict(x, workers=1) == classes).mean())})
+                     "agrees_with_final": float((fast.predict(x, workers=1) == classes).mean())})
     return rows, np.stack([maps[e] for e in sorted(maps)])
 
 
