@@ -247,10 +247,14 @@ def evaluate_when_loaded(url, expression, timeout=120):
     return answer["result"].get("value"), version
 
 
+REDRAWS_OF_METHODS = ("occlusion", "scorecam", "smoothgrad", "ig")  # explorer.js bench(): one redraw each, 5 times
+
+
 def page_timings(page, timeout=120):
     """The explorer's own measurements (explorer.html?bench), in real time: from the start of the
     navigation to interactive (data unpacked, first view drawn), and the median redraw when the
-    image, the class, the layer or the epoch changes, and when the method is occlusion."""
+    image, the class, the layer or the epoch changes, and when the method is one of those that take
+    many passes (REDRAWS_OF_METHODS)."""
     page_data = 'document.getElementById("explorer").dataset'
     wait = _once(f'{page_data}.bench === "done" || {page_data}.status === "failed"', f"Object.assign({{}}, {page_data})")
     data, version = evaluate_when_loaded(Path(page).resolve().as_uri() + "?bench", wait, timeout)
@@ -261,4 +265,4 @@ def page_timings(page, timeout=120):
     return {"measured": True, "browser": version, "ready_ms": float(data["readyMs"]),
             "unpack_ms": float(data["unpackMs"]),
             "redraw_ms": {k: float(data["bench" + k.capitalize()]) for k in ("image", "cls", "layer", "epoch",
-                                                                               "occlusion")}}
+                                                                               *REDRAWS_OF_METHODS)}}

@@ -1,25 +1,25 @@
-"""Explanations for the site: the gallery, Grad-CAM of every step, other methods, faithfulness.
+"""Explanations for the site: the gallery, Grad-CAM of every step, other methods, and the trust tests.
 
 ``explain`` returns a JSON-able context for the Grad-CAM chapters and the
 arrays their figures are drawn from. The gallery is picked by a seeded rule;
 its Grad-CAM maps for all ten classes come from one batched pass per image;
-the faithfulness metrics run over a stratified, seeded set of test images.
+the trust chapter's measurements (report/trust.py) run over a stratified,
+seeded set of test images.
 """
 
 import time
 
 import numpy as np
 
-from cnn.attribution import (blur, bootstrap_interval, cascading_randomization, class_probability,
-                             deletion_insertion, grad_cam_plus_plus, guided_backprop, integrated_gradients, occlusion,
-                             saliency, score_cam, smoothgrad)
-from cnn.data import stratified_indices
+from cnn.attribution import (blur, cascading_randomization, class_scores, grad_cam_plus_plus, guided_backprop,
+                             integrated_gradients, occlusion, saliency, score_cam, smoothgrad)
 from cnn.gradcam import block_outputs, grad_cam
 from cnn.model import fold_batchnorm
 
+from . import trust
+from .trust import BLUR_SIGMA, IG_STEPS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
+
 CONFIDENT = 0.99
-IG_STEPS = 64  # integrated gradients: points of the midpoint rule along the path
-BLUR_SIGMA = 4.0  # the blurred baseline's Gaussian, in pixels
 
 
 def pick_gallery(proba, labels, n, rng):
@@ -59,10 +59,11 @@ def _methods(layer):
     }
 
 
-def explain(config, model, data, proba, rngs):
-    """(context, arrays): the gallery with every Grad-CAM step, the other methods, and faithfulness.
+def explain(config, run, data, proba, rngs):
+    """(context, arrays): the gallery with every Grad-CAM step, the other methods, and the trust tests.
 
     rngs: {"gallery", "faithfulness", "randomization": Generator}, one stream each."""
+    model = run.model
     timings = {}
     start = time.perf_counter()
     labels, x = data.y_test, data.x_test
@@ -87,6 +88,11 @@ def explain(config, model, data, proba, rngs):
     gp = pred[picks]
     others = {f"gradcam-{b}": grad_cam(model, xg, gp, b).normalized for b in blocks if b != last}
     gb = guided_backprop(model, xg, gp)
+    ig = {"black": np.zeros_like(xg), "blurred": blur(xg, BLUR_SIGMA)}
+    ig_maps = {k: integrated_gradients(model, xg, gp, b, IG_STEPS) for k, b in ig.items()}
+    # completeness: the attributions add up to y^c(x) - y^c(baseline), up to the midpoint rule's error
+    target = {k: class_scores(model, xg, gp) - class_scores(model, b, gp) for k, b in ig.items()}
+    gaps = {k: np.abs(ig_maps[k].sum(axis=(1, 2, 3)) - target[k]) / np.maximum(np.abs(target[k]), 1e-12) for k in ig}
     methods = {
         "saliency": saliency(model, xg, gp),
         "guided": gb,
@@ -94,10 +100,10 @@ def explain(config, model, data, proba, rngs):
         "occlusion": occlusion(fast, xg, gp),
         "gradcampp": grad_cam_plus_plus(model, xg, gp, last),
         "scorecam": score_cam(fast, xg, gp, last),
-        "smoothgrad": smoothgrad(model, xg, gp, rngs["gallery"]),
+        "smoothgrad": smoothgrad(model, xg, gp, rngs["gallery"], SMOOTHGRAD_SAMPLES, SMOOTHGRAD_NOISE),
         # integrated gradients, positive part summed over the input channels, from a black and a blurred image
-        "ig-black": np.maximum(integrated_gradients(model, xg, gp, steps=IG_STEPS).sum(axis=1), 0),
-        "ig-blurred": np.maximum(integrated_gradients(model, xg, gp, blur(xg, BLUR_SIGMA), IG_STEPS).sum(axis=1), 0),
+        "ig-black": np.maximum(ig_maps["black"].sum(axis=1), 0),
+        "ig-blurred": np.maximum(ig_maps["blurred"].sum(axis=1), 0),
         **others,
     }
     timings["gallery_explanations"] = time.perf_counter() - start
@@ -127,10 +133,12 @@ def explain(config, model, data, proba, rngs):
     blank = _blank_example(gallery, gallery_arrays)
 
     start = time.perf_counter()
-    faith = faithfulness(model, fast, data, proba, rngs["faithfulness"], last, config.faithfulness, config.jobs)
-    timings["faithfulness"] = time.perf_counter() - start
+    measured, trust_arrays = trust.measure(model, fast, run, data, proba, rngs, last, config.faithfulness, config.jobs)
+    timings["trust"] = time.perf_counter() - start
+    measured["completeness"] = {k: {"median": float(np.median(g)), "max": float(g.max()), "steps": IG_STEPS}
+                                for k, g in gaps.items()}
     start = time.perf_counter()
-    sanity = randomization(model, data, proba, rngs["randomization"], last, faith["indices"][: max(10, config.faithfulness // 5)])
+    sanity = randomization(model, data, proba, rngs["randomization"], last, trust_arrays["indices"][: measured["sanity_images"]])
     timings["randomization"] = time.perf_counter() - start
 
     context = {
@@ -138,13 +146,13 @@ def explain(config, model, data, proba, rngs):
         "layer_shape": list(gallery_arrays["activations"].shape[2:]),
         "channels": int(gallery_arrays["activations"].shape[1]),
         "worked": worked, "blank": blank,
-        "faithfulness": {k2: v for k2, v in faith.items() if k2 not in ("curves", "indices")},
+        "trust": measured,
         "randomization": {k2: v for k2, v in sanity.items() if k2 != "maps"},
         "timings": {k2: round(v, 3) for k2, v in timings.items()},
     }
     arrays = {"gallery": gallery_arrays, "methods": methods, "picks": np.array(picks),
-              "curves": faith["curves"], "randomization_maps": sanity["maps"],
-              "randomization_images": faith["indices"][: len(next(iter(sanity["maps"].values()))[0])]}
+              "trust": trust_arrays, "randomization_maps": sanity["maps"],
+              "randomization_images": trust_arrays["indices"][: len(next(iter(sanity["maps"].values()))[0])]}
     return context, arrays
 
 
@@ -173,34 +181,6 @@ def _join(parts):
     if isinstance(parts[0], dict):
         return {key: _join([p[key] for p in parts]) for key in parts[0]}
     return np.concatenate(parts)
-
-
-def faithfulness(model, fast, data, proba, rng, layer, images, workers):
-    """Deletion and insertion AUC of Grad-CAM, saliency, occlusion and random maps on a stratified set.
-
-    The forward passes (occlusion's and the curves', about 300,000 of them at 1,000
-    images) run on `fast`, the model with batch norm folded into the conv layers."""
-    n = min(images, len(data.y_test))
-    idx = stratified_indices(data.y_test, n, rng)
-    x, c = data.x_test[idx], proba[idx].argmax(axis=1)
-    maps = {
-        "Grad-CAM": chunked(lambda xs, cs: grad_cam(model, xs, cs, layer).upsampled, x, c),
-        "saliency": chunked(lambda xs, cs: saliency(model, xs, cs), x, c),
-        "occlusion": chunked(lambda xs, cs: occlusion(fast, xs, cs, workers=workers), x, c),
-        "random": rng.random((len(idx),) + x.shape[2:]),
-    }
-    score = class_probability(fast, c, workers=workers)
-    curves, table = {}, []
-    for name, m in maps.items():
-        cv = deletion_insertion(score, x, m)
-        curves[name] = cv
-        table.append({"method": name, "deletion": cv.deletion_auc, "insertion": cv.insertion_auc,
-                      "deletion_ci": bootstrap_interval(cv.per_image_auc("deletion"), rng),
-                      "insertion_ci": bootstrap_interval(cv.per_image_auc("insertion"), rng)})
-    return {"images": int(n), "indices": idx, "per_step": 28, "curves": curves, "table": table,
-            "fractions": curves["Grad-CAM"].fractions.tolist(),
-            "mean_curves": {name: {"deletion": cv.deletion.mean(axis=0).tolist(),
-                                   "insertion": cv.insertion.mean(axis=0).tolist()} for name, cv in curves.items()}}
 
 
 def randomization(model, data, proba, rng, layer, indices):

@@ -24,17 +24,20 @@ import zlib
 
 import numpy as np
 
-from cnn.attribution import class_probability, deletion_insertion, guided_backprop, saliency, spearman
+from cnn.attribution import (blur, class_probability, deletion_insertion, grad_cam_plus_plus, guided_backprop,
+                             integrated_gradients, saliency, score_cam, smoothgrad, spearman)
 from cnn.data import stratified_indices
 from cnn.gradcam import block_outputs, grad_cam, grad_cam_layers
 from cnn.model import fold_batchnorm
 
 from .explain import chunked
 from .export import export_layers
+from .trust import BLUR_SIGMA, IG_STEPS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
 
 TEST_SET_SCRIPT = "test-set.js"
 SNAPSHOTS_SCRIPT = "snapshots.js"
 SELFTEST_IMAGES = 50  # at least 5 of each class
+METHOD_IMAGES = 5  # the first of them, explained by the methods that take many passes, under the final network
 
 
 def _js(name, doc, comment):
@@ -118,9 +121,26 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
             doc = {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": layers,
                    "saliency": chunked(lambda a, b: saliency(net, a, b), xs, cs),
                    "guided": chunked(lambda a, b: guided_backprop(net, a, b), xs, cs)}
+            if epoch == max(networks):
+                doc["methods"] = method_reference(net, x[:METHOD_IMAGES], rng)
             yield epoch, _encode(doc)
 
     return header, docs()
+
+
+def method_reference(net, x, rng):
+    """NumPy's Grad-CAM++, Score-CAM (every conv layer), integrated gradients (black and blurred
+    baselines) and SmoothGrad (with the standard normal draws handed to the page) of images x
+    for the class net predicts, with the settings of the trust chapter (report/trust.py)."""
+    c = net.predict(x, workers=1)
+    draws = rng.standard_normal((SMOOTHGRAD_SAMPLES,) + x.shape)
+    ig = lambda b: np.maximum(integrated_gradients(net, x, c, b, IG_STEPS).sum(axis=1), 0)
+    return {"classes": c.astype(float), "draws": draws, "steps": IG_STEPS, "sigma": BLUR_SIGMA,
+            "samples": SMOOTHGRAD_SAMPLES, "noise": SMOOTHGRAD_NOISE,
+            "gradcampp": {layer: grad_cam_plus_plus(net, x, c, layer) for layer in block_outputs(net)},
+            "scorecam": {layer: score_cam(net, x, c, layer, workers=1) for layer in block_outputs(net)},
+            "ig_black": ig(None), "ig_blurred": ig(blur(x, BLUR_SIGMA)),
+            "smoothgrad": smoothgrad(net, x, c, None, SMOOTHGRAD_SAMPLES, SMOOTHGRAD_NOISE, draws=draws)}
 
 
 def _encode(value):
@@ -168,6 +188,7 @@ def explorer_artifacts(run, data, proba, context, rng):
     sample = stratified_indices(data.y_test, min(300, len(data.y_test)), rng)
     ctx = {"test_images": int(len(data.y_test)), "epochs": int(max(run.snapshots)),
            "conv_layers": list(block_outputs(run.model)), "selftest_images": min(SELFTEST_IMAGES, len(data.y_test)),
+           "method_images": min(METHOD_IMAGES, SELFTEST_IMAGES, len(data.y_test)),
            "bytes": {"test_set": len(scripts[TEST_SET_SCRIPT].encode()),
                      "snapshots": len(scripts[SNAPSHOTS_SCRIPT].encode())},
            "float16": float16_effect(run, data, networks, sample), "over_training": rows}

@@ -1,7 +1,8 @@
 // The explorer's self-test, run by build.py in headless Chromium (report/browsercheck.py):
 // the page's own cnn.js, on the networks the page loads, against NumPy's answers. Not part
 // of the site. For every network (epoch), image and class: the probabilities, every step of
-// Grad-CAM at every conv layer, saliency and guided backpropagation. Each difference is
+// Grad-CAM at every conv layer, saliency and guided backpropagation; and, for the final network
+// and a few images, Grad-CAM++, Score-CAM, integrated gradients and SmoothGrad. Each difference is
 // measured relative to the largest magnitude of the NumPy array it belongs to (one map, or
 // one image's weights), and absolutely; the largest of each kind is reported.
 "use strict";
@@ -34,6 +35,28 @@
       s.onerror = function () { reject(new Error("cannot load " + src)); };
       document.head.append(s);
     });
+  }
+
+  // The methods that take many passes, for the first few images and the class NumPy predicts:
+  // Grad-CAM++ and Score-CAM at every conv layer, integrated gradients from a black and a blurred
+  // image, and SmoothGrad on NumPy's own standard normal draws.
+  function methods(net, images, m) {
+    const P = meta.image_size, classes = CNN.decodeFloats(m.classes), draws = CNN.decodeFloats(m.draws);
+    const n = classes.length, maps = {};
+    for (const kind of ["ig_black", "ig_blurred", "smoothgrad"]) maps[kind] = CNN.decodeFloats(m[kind]);
+    for (let i = 0; i < n; i++) {
+      const x = images.subarray(i * P, (i + 1) * P), c = classes[i], at = function (a) { return a.subarray(i * P, (i + 1) * P); };
+      const result = CNN.forward(net, x);
+      for (const name of net.convLayers) {
+        compare("gradcampp", CNN.gradcamPlusPlus(net, result, c, name), at(CNN.decodeFloats(m.gradcampp[name])));
+        compare("scorecam", CNN.scoreCam(net, result, c, name), at(CNN.decodeFloats(m.scorecam[name])));
+      }
+      const black = new Float32Array(P), blurred = CNN.blur(x, net.inputShape, m.sigma);
+      compare("ig_black", CNN.integratedGradients(net, x, c, black, m.steps).map, at(maps.ig_black));
+      compare("ig_blurred", CNN.integratedGradients(net, x, c, blurred, m.steps).map, at(maps.ig_blurred));
+      const draw = function (s) { return draws.subarray((s * n + i) * P, (s * n + i + 1) * P); };
+      compare("smoothgrad", CNN.smoothGrad(net, x, c, m.samples, m.noise, draw), at(maps.smoothgrad));
+    }
   }
 
   async function run() {
@@ -72,6 +95,7 @@
           compare("guided", CNN.guidedBackprop(net, result, c), guided.subarray(pair * P, (pair + 1) * P));
         }
       }
+      if (ref.methods) methods(net, images, ref.methods);
       delete window.EXPLORER_REFERENCE_EPOCH;
     }
     out.textContent = JSON.stringify({ worst: worst, compared: compared, networks: meta.files.length, images: n,

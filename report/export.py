@@ -20,6 +20,8 @@ import numpy as np
 from cnn.gradcam import grad_cam
 from cnn.model import fold_batchnorm
 
+from .trust import BLUR_SIGMA, IG_STEPS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
+
 FORMAT = 1
 
 
@@ -77,6 +79,9 @@ def export_script(model, data, sample_indices, gradcam_layer, class_names, color
         "format": FORMAT, "input_shape": list(model.input_shape), "classes": list(class_names),
         "gradcam_layer": gradcam_layer, "layers": export_layers(model),
         "colormap": base64.b64encode(colormap_lut(colormap).tobytes()).decode(),
+        # the settings of the methods that take many passes, as the trust chapter measured them
+        "method_settings": {"steps": IG_STEPS, "sigma": BLUR_SIGMA, "samples": SMOOTHGRAD_SAMPLES,
+                            "noise": SMOOTHGRAD_NOISE},
     }
     samples = {
         "count": int(len(sample_indices)), "indices": [int(i) for i in sample_indices],

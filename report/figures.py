@@ -76,7 +76,8 @@ class FigureInputs:
     methods: dict
     layer: str
     blank: dict
-    faithfulness: dict
+    trust: dict  # the trust chapter's measurements (report/trust.py)
+    trust_arrays: dict  # its example maps: {"examples": {method: (4, H, W)}, "data_maps": {method: (2, 3, H, W)}}
     randomization: dict
     randomization_maps: dict
     randomization_images: np.ndarray
@@ -577,7 +578,8 @@ def figure_inputs(run, data, context, arrays, explained, demo, over_training=Non
         # the Grad-CAM chapters and the gallery
         "gallery": context["explain"]["gallery"], "gallery_arrays": explained["gallery"],
         "methods": explained["methods"], "layer": context["explain"]["layer"],
-        "blank": context["explain"]["blank"], "faithfulness": context["explain"]["faithfulness"],
+        "blank": context["explain"]["blank"], "trust": context["explain"]["trust"],
+        "trust_arrays": explained["trust"],
         "randomization": context["explain"]["randomization"],
         "randomization_maps": explained["randomization_maps"],
         "randomization_images": explained["randomization_images"],
@@ -590,7 +592,8 @@ def figure_inputs(run, data, context, arrays, explained, demo, over_training=Non
 # tests/test_site.py checks these against what a build draws.
 FIXED_NAMES = ("data-samples", "data-balance", "data-means", "architecture", "conv-example", "conv-im2col",
                "train-curves", "train-steps", "per-class", "mistakes",
-               "trust-curves", "trust-randomization", "trust-examples", "gradcam-blank", "explorer-over-training")
+               "trust-curves", "trust-randomization", "trust-examples", "trust-methods", "trust-data",
+               "trust-over-training", "gradcam-blank", "explorer-over-training")
 SERIES = ("confusion", "kernels", "conv-slide")
 
 

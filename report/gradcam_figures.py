@@ -206,32 +206,135 @@ def blank_steps(f, out_dir):
                         a["normalized"][g, c], f.class_names[c], f"test image #{item['index']}")
 
 
+# One colour per method of the trust chapter, the same in every figure; the CAM family in reds,
+# the gradient family in blues and greens, occlusion in brown, the random map grey and dashed.
+TRUST_COLOURS = {"Grad-CAM": "#c44e52", "Grad-CAM++": "#e17c05", "Score-CAM": "#b07aa1", "saliency": "#4c72b0",
+                 "SmoothGrad": "#64b5cd", "IG (black)": "#2a9d8f", "IG (blurred)": "#8ab17d",
+                 "guided backprop": "#1d3557", "Guided Grad-CAM": "#e377c2", "occlusion": "#8c564b",
+                 "random": "#888888"}
+
+
+def _method_line(name):
+    return dict(color=TRUST_COLOURS.get(name, INK), lw=1.2 if name == "random" else 1.5,
+                ls="--" if name == "random" else "-")
+
+
 def trust_curves(f, out_dir):
-    faith = f.faithfulness
-    x = 100 * np.array(faith["fractions"])
-    colours = {"Grad-CAM": C_ACCENT, "saliency": C_TRAIN, "occlusion": "#55a868", "random": "#999999"}
-    fig = Figure(figsize=(7.4, 2.8), layout="constrained")
-    a1, a2 = fig.subplots(1, 2)
-    for name, curves in faith["mean_curves"].items():
-        style = dict(color=colours.get(name, "black"), lw=1.6 if name != "random" else 1.2,
-                     ls="--" if name == "random" else "-")
-        auc = {r["method"]: r for r in faith["table"]}[name]
-        a1.plot(x, curves["deletion"], label=f"{name} ({auc['deletion']:.3f})", **style)
-        a2.plot(x, curves["insertion"], label=f"{name} ({auc['insertion']:.3f})", **style)
-    a1.set_title("deletion: lower is better")
-    a2.set_title("insertion: higher is better")
-    for ax in (a1, a2):
-        ax.set_xlabel("pixels removed (%)" if ax is a1 else "pixels inserted (%)")
+    t = f.trust
+    rows = {r["method"]: r for r in t["table"]}
+    panels = [("deletion", "deletion: lower is better", "pixels blanked (%)", t["fractions"], t["curves"]),
+              ("insertion", "insertion: higher is better", "pixels put back (%)", t["fractions"], t["curves"]),
+              ("morf", "ROAD, most relevant first: lower is better", "pixels imputed (%)", t["road_fractions"],
+               t["road_curves"]),
+              ("lerf", "ROAD, least relevant first: higher is better", "pixels imputed (%)", t["road_fractions"],
+               t["road_curves"])]
+    fig = Figure(figsize=(7.4, 6.4), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    for ax, (key, title, xlabel, fractions, curves) in zip(axes, panels):
+        x = 100 * np.asarray(fractions)
+        for name, cv in curves.items():
+            ax.plot(x, cv[key], label=name, **_method_line(name))
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("probability of the class")
         ax.set_ylim(0, 1.02)
-        ax.legend(frameon=False, fontsize=7)
-    table = ", ".join(f"{r['method']} {r['deletion']:.3f} / {r['insertion']:.3f}" for r in faith["table"])
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, frameon=False, fontsize=8)
+    numbers = "; ".join(f"{name}: deletion {r['deletion']['mean']:.3f}, insertion {r['insertion']['mean']:.3f}, "
+                        f"ROAD MoRF {r['morf']['mean']:.3f}, LeRF {r['lerf']['mean']:.3f}" for name, r in rows.items())
     return _entry(fig, out_dir, "trust-curves",
-                  f"Mean deletion and insertion curves over {faith['images']} test images, with the area under each "
-                  f"curve (deletion / insertion): {table}.",
-                  f"Deletion (left) and insertion (right), averaged over {faith['images']} test images: the "
-                  "probability of the predicted class as the pixels a map ranks highest are removed from the "
-                  "image, or put back into a blank one. In brackets, the area under each curve.")
+                  f"Four line charts of the mean probability of the class over {t['images']} test images as "
+                  f"pixels are blanked, put back, or imputed in the order each method ranks them. Mean areas: "
+                  f"{numbers}.",
+                  f"The four tests, averaged over {t['images']} test images, one line per method. Top: pixels "
+                  "blanked (deletion) or put back into a blank image (insertion), most important first. Bottom: "
+                  "ROAD, where removed pixels are filled from their neighbours instead of blanked, removing the "
+                  "most relevant (left) or the least relevant (right) first.")
+
+
+def trust_methods(f, out_dir):
+    """Every method's map of the same test images, one column per method."""
+    examples = f.trust_arrays["examples"]
+    images = f.trust_arrays["indices"]
+    names = list(examples)
+    shown = min(3, len(images))
+    fig = Figure(figsize=(0.78 * (len(names) + 1) + 0.3, 0.95 * shown + 0.7), layout="constrained")
+    axes = fig.subplots(shown, len(names) + 1, squeeze=False)
+    for r in range(shown):
+        image = f.x_test[images[r], 0]
+        axes[r, 0].imshow(image, cmap="gray_r")
+        axes[r, 0].set_ylabel(f"#{images[r]}", fontsize=7)
+        for j, name in enumerate(names):
+            m = examples[name][r]
+            axes[r, j + 1].imshow(m, cmap=MAPS, vmin=0, vmax=m.max() if m.max() > 0 else 1)
+        for ax in axes[r]:
+            _blank(ax)
+    for j, title in enumerate(["input"] + names):
+        axes[0, j].set_title(title.replace(" ", "\n", 1) if len(title) > 10 else title, fontsize=6.5)
+    return _entry(fig, out_dir, "trust-methods",
+                  f"Maps of {shown} test images ({', '.join('#' + str(i) for i in images[:shown])}) under each of "
+                  f"the {len(names)} methods: {', '.join(names)}.",
+                  "The same test images under every method, each map on its own scale (brighter: ranked higher). "
+                  "These are the maps the tests above rank the pixels by.")
+
+
+def trust_data(f, out_dir):
+    """Each method's maps under the trained network beside those of the network trained on shuffled labels."""
+    data_maps = f.trust_arrays["data_maps"]  # method -> (2, shown, H, W)
+    images = f.trust_arrays["indices"]
+    names = [n for n in data_maps if n != "random"]
+    shown = min(2, data_maps[names[0]].shape[1])
+    fig = Figure(figsize=(0.78 * len(names) + 0.8, 0.95 * 2 * shown + 0.6), layout="constrained")
+    axes = fig.subplots(2 * shown, len(names), squeeze=False)
+    for j, name in enumerate(names):
+        for r in range(shown):
+            for k, label in enumerate(("trained", "shuffled")):
+                ax = axes[2 * r + k, j]
+                m = data_maps[name][k, r]
+                ax.imshow(m, cmap=MAPS, vmin=0, vmax=m.max() if m.max() > 0 else 1)
+                _blank(ax)
+                if j == 0:
+                    ax.set_ylabel(f"#{images[r]}\n{label}", fontsize=7)
+        axes[0, j].set_title(name.replace(" ", "\n", 1) if len(name) > 10 else name, fontsize=6.5)
+    return _entry(fig, out_dir, "trust-data",
+                  f"Maps of {shown} test images under each method, for the trained network and for the network "
+                  f"trained on shuffled labels, one above the other: {', '.join(names)}.",
+                  "Each method's map for the trained network, and below it the map of the network that memorised "
+                  "shuffled labels, for the same image and class. A method that explains what the network learned "
+                  "should draw two different pictures.")
+
+
+def trust_over_training(f, out_dir):
+    """Deletion area and rank correlations after every epoch, for Grad-CAM and saliency."""
+    ot = f.trust["over_training"]
+    fig = Figure(figsize=(7.4, 2.7), layout="constrained")
+    a1, a2 = fig.subplots(1, 2)
+    for name, rows in ot.items():
+        epochs = [r["epoch"] for r in rows]
+        style = _method_line(name)
+        a1.plot(epochs, [r["deletion"]["mean"] for r in rows], "o", label=name, **style)
+        if name == "random":
+            continue  # the same random map at every epoch: its correlations are 1 by construction
+        a2.plot(epochs, [np.nan if r["vs_start"]["mean"] is None else r["vs_start"]["mean"] for r in rows], "o--",
+                color=style["color"], label=f"{name}: with the start")
+        a2.plot(epochs, [np.nan if r["vs_end"]["mean"] is None else r["vs_end"]["mean"] for r in rows], "o-",
+                color=style["color"], label=f"{name}: with the end")
+    a1.set_title("deletion area (lower: more faithful)", fontsize=9)
+    a2.set_title("rank correlation of the maps", fontsize=9)
+    for ax in (a1, a2):
+        ax.set_xlabel("epoch (0: initialisation)")
+        ax.set_xticks(epochs)
+    a2.set_ylim(-0.2, 1.05)
+    a1.legend(frameon=False, fontsize=7)
+    a2.legend(frameon=False, fontsize=7)
+    text = "; ".join(f"{name}: deletion " + ", ".join(f"{r['deletion']['mean']:.3f}" for r in rows)
+                     for name, rows in ot.items())
+    return _entry(fig, out_dir, "trust-over-training",
+                  f"Two line charts over the epochs of training. Deletion area per epoch, {text}. Right: the rank "
+                  "correlation of each epoch's maps with the maps at initialisation and at the end.",
+                  f"Grad-CAM and saliency under the network after every epoch, on {f.trust['sanity_images']} test "
+                  "images: how faithful the maps are (left), and how much they resemble the maps of the untrained "
+                  "network and those of the final one (right).")
 
 
 def trust_randomization(f, out_dir):
@@ -324,7 +427,8 @@ def jobs(f):
     if f.over_training is not None:
         out.append((over_training, ()))
     out.append((demo_samples, ()))
-    out += [(trust_curves, ()), (trust_randomization, ()), (trust_examples, ())]
+    out += [(trust_curves, ()), (trust_randomization, ()), (trust_examples, ()), (trust_methods, ()), (trust_data, ()),
+            (trust_over_training, ())]
     if f.blank:
         out.append((blank_steps, ()))
     return out

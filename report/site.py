@@ -31,7 +31,7 @@ from cnn.data import load_dataset
 from cnn.errors import UserError
 from cnn.train import TrainingDiverged
 
-from . import figures, gradcam_figures
+from . import figures, gradcam_figures, trust
 from .config import CACHE_MARKER, ROOT, SITE_MARKER, TEMPLATES_DIR, digest, source_hash
 from .context import analyse
 from .export import demo_indices, export_script
@@ -45,7 +45,7 @@ from .run import conv_layer_names, log_stderr, obtain_run
 ARTIFACTS_FORMAT = 3  # 2: every file's SHA-256 in artifacts.json; 3: the explorer's scripts
 # The code the cached analysis and figures depend on (besides the run's own, in report/run.py).
 FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "explorer.py", "export.py", "figures.py",
-                  "gradcam_figures.py")
+                  "gradcam_figures.py", "trust.py")
 MODEL_SCRIPT = "trained-model.js"  # the exported network, served as static/js/trained-model.js
 SCRIPTS = (MODEL_SCRIPT, TEST_SET_SCRIPT, SNAPSHOTS_SCRIPT)  # data for the pages, made with the figures
 EXPLANATION_SOURCES = ("attribution.py", "gradcam.py", "gradcheck.py")
@@ -267,8 +267,8 @@ def obtain_artifacts(config, run, data, log):
         log("analysis: evaluating the test set, gradient checks")
         context, arrays = analyse(config, run, data, rngs["gradcheck"])
     with made.phase("explanations"):
-        log(f"explanations: Grad-CAM of {config.gallery} gallery images, faithfulness, randomisation check")
-        context["explain"], explained = explain(config, run.model, data, arrays["proba"], rngs)
+        log(f"explanations: Grad-CAM of {config.gallery} gallery images; {len(trust.methods(None))} methods on {config.faithfulness} test images: deletion, insertion, ROAD, model and data randomisation")
+        context["explain"], explained = explain(config, run, data, arrays["proba"], rngs)
     with made.phase("export"):
         idx = demo_indices(data.y_test)
         script, demo = export_script(run.model, data, idx, context["explain"]["layer"], data.class_names,
@@ -390,6 +390,12 @@ def run_record(config, context, run, drawn, timings, site_dir):
                   "run_key": run.key},
         "timings": dict(timings, total=round(sum(timings.values()), 3)),
         "made": context["made"],  # seconds spent making the cached analysis and figures, when they were made
+        # the trust chapter's measurements, part by part, when they were made (issue budget: 60 s in all)
+        "explanation_metrics": {"images": context["explain"]["trust"]["images"],
+                                "sanity_images": context["explain"]["trust"]["sanity_images"],
+                                "shuffled_labels": context["explain"]["trust"]["shuffled"],
+                                "seconds": dict(context["explain"]["trust"]["timings"],
+                                                cascade=context["explain"]["timings"]["randomization"])},
         "site": {"files": len(files) + 1, "bytes": sum(p.stat().st_size for p in files)},  # run.json aside
         "verdict": context["verdict"],
         # peak resident memory of this process and of the largest process it waited for (a forked child

@@ -45,13 +45,15 @@ def test_the_build_checked_the_page_against_numpy_in_chromium(quick_site):
             pytest.skip(check["reason"])
     assert check["passed"] and check["tolerance"] == 1e-4
     assert check["images"] >= 50 and check["classes"] == 10 and check["networks"] == 3
-    assert set(check["worst"]) == {"probabilities", "alpha", "weighted_sum", "cam", "upsampled", "saliency", "guided"}
+    assert set(check["worst"]) == {"probabilities", "alpha", "weighted_sum", "cam", "upsampled", "saliency", "guided",
+                                   "gradcampp", "scorecam", "ig_black", "ig_blurred", "smoothgrad"}
     assert max(w["abs"] for w in check["worst"].values()) <= 1e-4
-    # 3 layers x 4 Grad-CAM steps + saliency + guided, per (network, image, class), + probabilities
-    assert check["compared"] == 3 * check["images"] * (10 * (3 * 4 + 2) + 1)
+    # 3 layers x 4 Grad-CAM steps + saliency + guided, per (network, image, class), + probabilities;
+    # and for the final network and 5 images: 3 layers x (Grad-CAM++, Score-CAM) + 2 IG + SmoothGrad
+    assert check["compared"] == 3 * check["images"] * (10 * (3 * 4 + 2) + 1) + 5 * (3 * 2 + 3)
     timings = record["timings"]  # measured by the build in real time; reported, not asserted
     assert timings["measured"] and timings["ready_ms"] > 0
-    assert set(timings["redraw_ms"]) == {"image", "cls", "layer", "epoch", "occlusion"}
+    assert set(timings["redraw_ms"]) == {"image", "cls", "layer", "epoch", "occlusion", "scorecam", "smoothgrad", "ig"}
     for row in record["float16"]["epochs"]:
         assert row["max_probability_change"] < 0.05
 
@@ -84,6 +86,7 @@ def _wait_ready(browser):
 def test_the_explorer_in_chromium(quick_site, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from .browser import console_errors
 
@@ -104,6 +107,17 @@ def test_the_explorer_in_chromium(quick_site, browser):
     before = pixels("#ex-map")
     find("#ex-method").send_keys("Grad-CAM")  # the method picker, by keyboard
     assert "method=gradcam" in browser.current_url and pixels("#ex-map") != before
+    maps = {}
+    for method in ("gradcampp", "scorecam", "smoothgrad", "ig-black", "ig-blurred"):  # the methods of many passes
+        browser.execute_script(f"location.hash = 'image=7&class=3&layer=conv1&epoch=0&method={method}'")
+        WebDriverWait(browser, 30).until(lambda d: find("#ex-method").get_attribute("value") == method)
+        maps[method] = pixels("#ex-map")
+        assert len(set(maps[method].split(","))) > 4, method  # drawn, not blank
+    assert len(set(maps.values())) == len(maps)  # each its own map
+    browser.back()
+    WebDriverWait(browser, 30).until(lambda d: find("#ex-method").get_attribute("value") == "ig-black")
+    browser.execute_script("location.hash = 'image=7&class=3&layer=conv1&epoch=0&method=gradcam'")
+    WebDriverWait(browser, 30).until(lambda d: find("#ex-method").get_attribute("value") == "gradcam")
 
     before = pixels("#ex-map")
     find("input[name=ex-class][value='5']").click()  # a class

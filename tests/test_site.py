@@ -1,6 +1,7 @@
 """The site builder end to end: quick builds, links, determinism, caching, errors, a real browser."""
 
 import hashlib
+import html
 import json
 import re
 import shutil
@@ -292,13 +293,20 @@ def test_the_gallery_has_a_breakdown_page_for_every_image(quick_site):
             assert f"method-{method}.png" in text
 
 
-def test_grad_cam_chapters_report_faithfulness_and_randomization(quick_site):
+def test_the_trust_chapter_measures_every_method_and_the_shuffled_network(quick_site):
+    from report.trust import methods
+
     record = json.loads((quick_site / "run.json").read_text())
-    assert {"explanations", "gallery_figures", "explain_faithfulness"} <= set(record["made"])
+    assert {"explanations", "gallery_figures", "explain_trust", "explain_randomization"} <= set(record["made"])
+    metrics = record["explanation_metrics"]
+    assert metrics["seconds"]["total"] > 0 and metrics["images"] == record["config"]["faithfulness"]
+    shuffled = metrics["shuffled_labels"]
+    # the network on shuffled labels memorised them and learned nothing that carries to the test set
+    assert shuffled["train_accuracy"] >= 0.95 and shuffled["test_accuracy"] < 0.2
     trust = (quick_site / "trust.html").read_text()
-    for method in ("Grad-CAM", "saliency", "occlusion", "random"):
-        assert f"<td>{method}</td>" in trust
-    assert "up to <code>conv1</code>" in trust
+    for method in methods("conv3"):
+        assert trust.count(f"<td>{html.escape(method)}</td>") == 2  # a row in both tables
+    assert "n/a" not in trust.split("Test 3")[0]  # every faithfulness number was measured
 
 
 def test_the_class_picker_changes_the_map_in_chromium(quick_site, browser):

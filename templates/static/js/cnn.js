@@ -355,7 +355,144 @@ const CNN = (function () {
     return sum;
   }
 
+  // Grad-CAM++ of class c at a conv layer (grad_cam_plus_plus in cnn/attribution.py): with
+  // g = d y^c / d A^k, each position's weight a = g^2 / (2 g^2 + sum_ab A_ab g^3) (0 where g = 0),
+  // w_k = sum_ij a_ij ReLU(g_ij), and the map ReLU(sum_k w_k A^k), upsampled, divided by its maximum.
+  function gradcamPlusPlus(net, result, c, convLayer, grads) {
+    const cam = gradcam(net, result, c, convLayer, grads);  // for the activations and their gradients
+    const [K, H, W] = cam.shape, P = H * W, A = cam.activations, G = cam.gradients;
+    const sum = new Float64Array(P);
+    for (let k = 0; k < K; k++) {
+      let total = 0, wk = 0;
+      for (let p = 0; p < P; p++) total += A[k * P + p];
+      for (let p = 0; p < P; p++) {
+        const g = G[k * P + p];
+        if (g === 0) continue;
+        const g2 = g * g, d = 2 * g2 + total * g2 * g;
+        if (g > 0) wk += (d !== 0 ? g2 / d : g2) * g;  // a zero denominator divides by 1, as NumPy's does
+      }
+      for (let p = 0; p < P; p++) sum[p] += wk * A[k * P + p];
+    }
+    for (let p = 0; p < P; p++) if (!(sum[p] > 0)) sum[p] = 0;
+    const [, rows, cols] = net.inputShape;
+    return normalized(upsample(sum, H, W, rows, cols));
+  }
+
+  // Score-CAM of class c at a conv layer (score_cam in cnn/attribution.py): each feature map,
+  // upsampled to the input and scaled to [0, 1], masks the input; the probability of c that the
+  // masked image keeps is the map's score; the weights are the softmax of the scores, the map
+  // ReLU(sum_k w_k A^k), upsampled and divided by its maximum. One forward pass per feature map.
+  function scoreCam(net, result, c, convLayer) {
+    const A = result.acts[net.blocks[convLayer]];
+    const [K, h, w] = A.shape, hw = h * w;
+    const [C, H, W] = net.inputShape, P = H * W;
+    const scores = new Float64Array(K), masked = new Float32Array(C * P);
+    for (let k = 0; k < K; k++) {
+      const up = upsample(A.data.subarray(k * hw, (k + 1) * hw), h, w, H, W);
+      let lo = Infinity, hi = -Infinity;
+      for (const v of up) { if (v < lo) lo = v; if (v > hi) hi = v; }
+      for (let ch = 0; ch < C; ch++)
+        for (let p = 0; p < P; p++)
+          masked[ch * P + p] = result.input[ch * P + p] * (hi > lo ? Math.fround((up[p] - lo) / (hi - lo)) : 0);
+      scores[k] = forward(net, masked).probabilities[c];
+    }
+    const weights = softmax(scores), sum = new Float64Array(hw);
+    for (let k = 0; k < K; k++) for (let p = 0; p < hw; p++) sum[p] += weights[k] * A.data[k * hw + p];
+    for (let p = 0; p < hw; p++) if (!(sum[p] > 0)) sum[p] = 0;
+    return normalized(upsample(sum, h, w, H, W));
+  }
+
+  // The image blurred by a Gaussian of sigma pixels, each axis in turn, edges repeated: the
+  // blurred baseline of integrated gradients (blur in cnn/attribution.py).
+  function blur(image, shape, sigma) {
+    const [C, H, W] = shape, r = Math.ceil(3 * sigma), kernel = [];
+    let total = 0;
+    for (let t = -r; t <= r; t++) { kernel.push(Math.exp(-t * t / (2 * sigma * sigma))); total += kernel[kernel.length - 1]; }
+    for (let i = 0; i < kernel.length; i++) kernel[i] /= total;
+    const clamp = function (v, n) { return Math.min(Math.max(v, 0), n - 1); };
+    const rows = new Float64Array(C * H * W), out = new Float32Array(C * H * W);
+    for (let ch = 0; ch < C; ch++) {
+      const o = ch * H * W;
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++) {
+          let s = 0;
+          for (let i = 0; i < kernel.length; i++) s += kernel[i] * image[o + clamp(y + i - r, H) * W + x];
+          rows[o + y * W + x] = s;
+        }
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++) {
+          let s = 0;
+          for (let i = 0; i < kernel.length; i++) s += kernel[i] * rows[o + y * W + clamp(x + i - r, W)];
+          out[o + y * W + x] = s;
+        }
+    }
+    return out;
+  }
+
+  // Integrated gradients of class c from a baseline image (integrated_gradients in
+  // cnn/attribution.py): the gradient averaged at the midpoints of `steps` equal pieces of the
+  // straight path from the baseline to the image, times (image - baseline). Returns the
+  // attributions [C, H, W] and the map: their positive part, summed over the channels.
+  function integratedGradients(net, image, c, baseline, steps) {
+    const n = image.length, total = new Float64Array(n), point = new Float32Array(n);
+    for (let s = 0; s < steps; s++) {
+      const t = Math.fround((s + 0.5) / steps);
+      for (let i = 0; i < n; i++) point[i] = baseline[i] + Math.fround(t * Math.fround(image[i] - baseline[i]));
+      const g = backward(net, forward(net, point), c, false).input;
+      for (let i = 0; i < n; i++) total[i] += g[i];
+    }
+    const attributions = new Float64Array(n);
+    for (let i = 0; i < n; i++) attributions[i] = (image[i] - baseline[i]) * total[i] / steps;
+    const [C, H, W] = net.inputShape, P = H * W, map = new Float64Array(P);
+    for (let ch = 0; ch < C; ch++) for (let p = 0; p < P; p++) map[p] += attributions[ch * P + p];
+    for (let p = 0; p < P; p++) if (!(map[p] > 0)) map[p] = 0;
+    return { attributions: attributions, map: map };
+  }
+
+  // Standard normal numbers from a seed: a 32-bit mulberry generator and the Box-Muller
+  // transform. The page's SmoothGrad draws its noise from it, so that a view looks the same
+  // every time it is opened; NumPy draws its own (the self-test hands the page NumPy's draws).
+  function gaussian(seed) {
+    let a = seed >>> 0;
+    const uniform = function () {
+      a = (a + 0x6D2B79F5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+    };
+    return function (n) {
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i += 2) {
+        const r = Math.sqrt(-2 * Math.log(uniform())), th = 2 * Math.PI * uniform();
+        out[i] = r * Math.cos(th);
+        if (i + 1 < n) out[i + 1] = r * Math.sin(th);
+      }
+      return out;
+    };
+  }
+
+  // SmoothGrad of class c (smoothgrad in cnn/attribution.py): saliency averaged over `samples`
+  // noisy copies of the image, the noise Gaussian with a standard deviation of `noise` times the
+  // image's range of values. draw(s, n): the s-th sample's n standard normal numbers.
+  function smoothGrad(net, image, c, samples, noise, draw) {
+    let lo = Infinity, hi = -Infinity;
+    for (const v of image) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    const spread = Math.fround(noise * (hi - lo)), n = image.length, noisy = new Float32Array(n);
+    const total = new Float64Array(net.inputShape[1] * net.inputShape[2]);
+    for (let s = 0; s < samples; s++) {
+      const eps = draw(s, n);
+      for (let i = 0; i < n; i++) noisy[i] = image[i] + Math.fround(Math.fround(eps[i]) * spread);
+      const map = saliency(net, forward(net, noisy), c);
+      for (let p = 0; p < total.length; p++) total[p] += map[p];
+    }
+    for (let p = 0; p < total.length; p++) total[p] /= samples;
+    return total;
+  }
+
   return { load: load, forward: forward, backward: backward, gradcam: gradcam, saliency: saliency,
            guidedBackprop: guidedBackprop, occlusion: occlusion, upsample: upsample, normalized: normalized,
+           gradcamPlusPlus: gradcamPlusPlus, scoreCam: scoreCam, blur: blur,
+           integratedGradients: integratedGradients, gaussian: gaussian, smoothGrad: smoothGrad,
            decodeFloats: decodeFloats, decodeBytes: decodeBytes };
 })();

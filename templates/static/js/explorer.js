@@ -16,8 +16,11 @@
   const nets = [];  // decoded on first use
   const names = final.classes, K = names.length;
   const [C, H, W] = final.inputShape, P = H * W;
-  const METHODS = { gradcam: "Grad-CAM", saliency: "saliency", guided: "guided backpropagation",
+  const METHODS = { gradcam: "Grad-CAM", gradcampp: "Grad-CAM++", scorecam: "Score-CAM", saliency: "saliency",
+                    smoothgrad: "SmoothGrad", "ig-black": "integrated gradients, black baseline",
+                    "ig-blurred": "integrated gradients, blurred baseline", guided: "guided backpropagation",
                     "guided-gradcam": "guided Grad-CAM", occlusion: "occlusion" };
+  const SETTINGS = window.CNN_MODEL.method_settings;  // the trust chapter's: IG steps, blur, SmoothGrad samples, noise
   const PER_PAGE = 50;
   let test = null;  // {pixels, labels, pred, confidence, count}
   let state = null, page = 0, cacheKey = null, cached = null;
@@ -204,6 +207,22 @@
       map = CNN.normalized(g);
       words = s.method === "guided" ? "Guided backpropagation: the input gradient with negative gradients stopped at every ReLU."
         : "Guided Grad-CAM: guided backpropagation times the Grad-CAM map of " + s.layer + ".";
+    } else if (s.method === "gradcampp") {
+      map = CNN.gradcamPlusPlus(network, here.result, c, s.layer, grads);
+      words = "Grad-CAM++ of " + s.layer + " for " + names[c] + ": each position of a feature map's gradient weighted, instead of their plain average.";
+    } else if (s.method === "scorecam") {
+      map = CNN.scoreCam(network, here.result, c, s.layer);
+      words = "Score-CAM of " + s.layer + " for " + names[c] + ": each of its " + cam.shape[0] + " feature maps used as a mask on the image, weighted by the probability of " + names[c] + " the masked image keeps (one forward pass each).";
+    } else if (s.method === "smoothgrad") {
+      const noise = CNN.gaussian(1 + s.image * K + c);
+      map = CNN.normalized(CNN.smoothGrad(network, here.x, c, SETTINGS.samples, SETTINGS.noise, function (_, n) { return noise(n); }));
+      words = "SmoothGrad: saliency averaged over " + SETTINGS.samples + " copies of the image with Gaussian noise (" + Math.round(100 * SETTINGS.noise) + " % of its range; the page draws its own noise, so the map differs a little from NumPy's).";
+    } else if (s.method === "ig-black" || s.method === "ig-blurred") {
+      const black = s.method === "ig-black";
+      const baseline = black ? new Float32Array(here.x.length) : CNN.blur(here.x, network.inputShape, SETTINGS.sigma);
+      map = CNN.normalized(CNN.integratedGradients(network, here.x, c, baseline, SETTINGS.steps).map);
+      words = "Integrated gradients for " + names[c] + ": the gradient averaged over " + SETTINGS.steps + " points on the straight path from " +
+        (black ? "a black image" : "the image blurred (a Gaussian of " + SETTINGS.sigma + " pixels)") + " to this one, times the difference; positive part shown.";
     } else if (s.method === "occlusion") {
       const o = CNN.occlusion(network, here.x, c);
       map = CNN.normalized(o.map(function (v) { return Math.max(v, 0); }));
@@ -423,7 +442,7 @@
   // Timings for build.py's check (explorer.html?bench): redraws when the image, class, layer
   // and epoch change, the median of each, written into data attributes.
   function bench() {
-    const times = { image: [], cls: [], layer: [], epoch: [], occlusion: [] };
+    const times = { image: [], cls: [], layer: [], epoch: [], occlusion: [], scorecam: [], smoothgrad: [], ig: [] };
     const median = function (a) { const b = a.slice().sort(function (x, y) { return x - y; }); return b[Math.floor(b.length / 2)]; };
     const time = function (kind, hash) { history.replaceState(null, "", hash); const t = performance.now(); render(); times[kind].push(performance.now() - t); };
     for (let i = 0; i < 15; i++) {
@@ -432,7 +451,12 @@
       time("cls", encode(Object.assign({}, base, { cls: (i * 3) % K })));
       time("layer", encode(Object.assign({}, base, { cls: (i * 3) % K, layer: final.convLayers[i % final.convLayers.length] })));
       time("epoch", encode(Object.assign({}, base, { cls: (i * 3) % K, epoch: i % (EPOCHS + 1) })));
-      if (i < 5) time("occlusion", encode(Object.assign({}, base, { method: "occlusion" })));  // 64 forward passes
+      if (i < 5) {  // the methods that take many passes
+        time("occlusion", encode(Object.assign({}, base, { method: "occlusion" })));  // 64 forward passes
+        time("scorecam", encode(Object.assign({}, base, { method: "scorecam" })));  // one per feature map
+        time("smoothgrad", encode(Object.assign({}, base, { method: "smoothgrad" })));
+        time("ig", encode(Object.assign({}, base, { method: "ig-blurred" })));
+      }
     }
     for (const k in times) root.dataset["bench" + k[0].toUpperCase() + k.slice(1)] = median(times[k]).toFixed(1);
     root.dataset.bench = "done";
