@@ -105,7 +105,7 @@ def per_channel(op, x, vec, out=None):
 def conv2d_forward(x, w, b, stride=1, pad=0):
     """2-D cross-correlation, as im2col and one matrix product.
 
-    x: (N, C, H, W)   w: (F, C, KH, KW)   b: (F,)   ->   out: (N, F, OH, OW)
+    x: (N, C, H, W)   w: (F, C, KH, KW)   b: (F,) or None   ->   out: (N, F, OH, OW)
     """
     n, c, h, wd = x.shape
     f, c_w, kh, kw = w.shape
@@ -115,7 +115,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     cols = im2col(xh, kh, kw, stride)  # (N*OH*OW, KH*KW*C)
     wmat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, f)  # (KH*KW*C, F)
     out = cols @ wmat  # (N*OH*OW, F)
-    per_channel(np.add, out, b, out=out)
+    if b is not None:
+        per_channel(np.add, out, b, out=out)
     oh, ow = out_size(h, kh, stride, pad), out_size(wd, kw, stride, pad)
     out = to_nchw(out.reshape(n, oh, ow, f))  # (N, F, OH, OW), channels-last memory
     return out, (cols, x.shape, w, stride, pad)

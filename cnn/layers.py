@@ -51,38 +51,44 @@ class Layer:
 
 
 class Conv2D(Layer):
+    """A 2-D convolution (cross-correlation) with a bias per output channel, or none (bias=False):
+    a batch norm right after a conv subtracts each channel's mean, so a bias there has no effect
+    and its gradient is zero but for rounding, which an optimiser like Adam would amplify."""
+
     kind = "conv"
     uses_rng = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, *, rng, init="he"):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, *, rng, init="he", bias=True):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.init = kernel_size, stride, padding, init
+        self.bias = bias
         fan_in, fan_out = in_channels * kernel_size**2, out_channels * kernel_size**2
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.params["weight"] = initialise(init, shape, fan_in, fan_out, rng)
-        self.params["bias"] = np.zeros(out_channels, dtype=np.float32)
+        if bias:
+            self.params["bias"] = np.zeros(out_channels, dtype=np.float32)
 
     def forward(self, x, training=False):
-        out, self.cache = F.conv2d_forward(x, self.params["weight"], self.params["bias"],
+        out, self.cache = F.conv2d_forward(x, self.params["weight"], self.params.get("bias"),
                                            self.stride, self.padding)
         return out
 
     def backward(self, dout, need_dx=True, need_params=True):
         dx, dw, db = F.conv2d_backward(dout, self.cache, need_dx, need_params)
-        self.grads = {"weight": dw, "bias": db} if need_params else {}
+        self.grads = ({"weight": dw, "bias": db} if self.bias else {"weight": dw}) if need_params else {}
         return dx
 
     def config(self):
         return dict(in_channels=self.in_channels, out_channels=self.out_channels,
                     kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
-                    init=self.init)
+                    init=self.init, **({} if self.bias else {"bias": False}))
 
     def describe(self):
         k = self.kernel_size
         extra = "".join(f", {name} {v}" for name, v in (("stride", self.stride), ("pad", self.padding))
                         if v != (1 if name == "stride" else 0))
-        return f"Conv2D({self.in_channels}->{self.out_channels}, {k}x{k}{extra})"
+        return f"Conv2D({self.in_channels}->{self.out_channels}, {k}x{k}{extra}{'' if self.bias else ', no bias'})"
 
 
 class _Pool(Layer):

@@ -280,7 +280,8 @@ def fold_batchnorm(model):
         if layer.kind == "bn" and previous is not None and previous.kind in ("conv", "dense"):
             p = layer.params
             s = p["gamma"].astype(np.float64) / np.sqrt(layer.buffers["running_var"].astype(np.float64) + layer.eps)
-            w, b = previous.params["weight"], previous.params["bias"]
+            w = previous.params["weight"]
+            b = previous.params.get("bias", np.zeros(len(s), dtype=w.dtype))  # a conv may have none
             scale = s.reshape(-1, 1, 1, 1) if previous.kind == "conv" else s  # conv: (F, C, KH, KW); dense: (in, F)
             previous.params = {
                 "weight": (w * scale).astype(w.dtype),

@@ -247,6 +247,41 @@ def evaluate_when_loaded(url, expression, timeout=120):
     return answer["result"].get("value"), version
 
 
+def lab_selftest(engine, reference, timeout=300):
+    """Run report/lab_selftest.js on the lab's engine (a path) and NumPy's reference (report.lab,
+    already encoded), in headless Chromium in real time. The largest differences of each kind."""
+    result = 'document.getElementById("result")'
+    wait = _once(f'{result}.dataset.status !== "running"',
+                 f"{{status: {result}.dataset.status, text: {result}.textContent}}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "reference.js").write_text(f"window.LAB_REFERENCE = {json.dumps(reference)};\n")
+        tags = [Path(engine).resolve().as_uri(), "reference.js", (HERE / "lab_selftest.js").as_uri()]
+        (tmp / "selftest.html").write_text(HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
+        answer, version = evaluate_when_loaded((tmp / "selftest.html").as_uri(), wait, timeout)
+    if answer is None:
+        return {"measured": False, "reason": version}
+    if answer["status"] != "done":
+        return {"measured": False, "browser": version, "reason": f"the lab's self-test failed: {answer['text'][:500]}"}
+    return dict(json.loads(answer["text"]), measured=True, browser=version)
+
+
+def lab_bench(page, seconds, timeout=None):
+    """lab.html?bench=<seconds>: the page trains its default network for that long, in its Web Worker,
+    then measures its test images. Images per second and the test accuracy, in real time."""
+    page_data = 'document.getElementById("lab").dataset'
+    wait = _once(f'{page_data}.status === "done" || {page_data}.status === "failed" || {page_data}.diverged !== undefined',
+                 f"Object.assign({{}}, {page_data})")
+    data, version = evaluate_when_loaded(f"{Path(page).resolve().as_uri()}?bench={seconds}", wait,
+                                         timeout or seconds + 120)
+    if data is None:
+        return {"measured": False, "reason": version}
+    if data.get("status") != "done":
+        return {"measured": False, "browser": version, "reason": f"the lab did not finish ({data})"[:500]}
+    return {"measured": True, "browser": version, "seconds": seconds, "steps": int(data["steps"]),
+            "images_per_second": float(data["imagesPerSecond"]), "test_accuracy": float(data["testAccuracy"])}
+
+
 REDRAWS_OF_METHODS = ("occlusion", "scorecam", "smoothgrad", "ig")  # explorer.js bench(): one redraw each, 5 times
 
 

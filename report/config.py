@@ -26,7 +26,7 @@ QUICK = {"train_size": 5000, "validation": 1000, "test_size": 1000, "epochs": 2,
 
 # The consumers of randomness, each with its own Generator spawned from the one seed,
 # so that changing how much one of them draws never changes what another draws.
-RNG_STREAMS = ("data", "training", "gradcheck", "gallery", "faithfulness", "randomization", "explorer")
+RNG_STREAMS = ("data", "training", "gradcheck", "gallery", "faithfulness", "randomization", "explorer", "lab")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Config:
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     gallery: int = 30
-    faithfulness: int = 1000  # test images for the deletion/insertion metrics (a fifth of them for randomisation)
+    faithfulness: int = 1000  # test images for the trust chapter's metrics (a tenth of them for the sanity checks)
     out: str = "site"
     content: str = str(CONTENT_DIR)
     retrain: bool = False

@@ -43,7 +43,8 @@ def export_layers(model, dtype=np.float32):
             if kind == "Conv2D" and layer.stride != 1:
                 raise ValueError("the in-browser network supports stride-1 convolutions only")
             layers.append({"type": layer.kind, "name": layer.name, "pad": getattr(layer, "padding", 0),
-                           "weight": _tensor(layer.params["weight"], dtype), "bias": _tensor(layer.params["bias"], dtype)})
+                           "weight": _tensor(layer.params["weight"], dtype),
+                           "bias": _tensor(layer.params.get("bias", np.zeros(layer.params["weight"].shape[0 if kind == "Conv2D" else 1], np.float32)), dtype)})
         elif kind == "ReLU":
             layers.append({"type": "relu", "name": layer.name})
         elif kind == "MaxPool2D":

@@ -36,18 +36,20 @@ from .config import CACHE_MARKER, ROOT, SITE_MARKER, TEMPLATES_DIR, digest, sour
 from .context import analyse
 from .export import demo_indices, export_script
 from .explain import explain
-from .explorer import SNAPSHOTS_SCRIPT, TEST_SET_SCRIPT, explorer_artifacts, page_networks, selftest_reference
+from .explorer import SNAPSHOTS_SCRIPT, TEST_SET_SCRIPT, _encode, _js, explorer_artifacts, page_networks, selftest_reference
+from .lab import LAB_DATA_SCRIPT, SELFTEST_BATCH, SELFTEST_STEPS, lab_data
+from .lab import selftest_reference as lab_reference
 from .memory import PeakMemory, release_freed_memory
 from .pages import Page, Renderer, check_chapters, gather_pages, pygments_css
-from .browsercheck import browser_version, explorer_selftest, page_timings, selftest
+from .browsercheck import browser_version, explorer_selftest, lab_bench, lab_selftest, page_timings, selftest
 from .run import conv_layer_names, log_stderr, obtain_run
 
-ARTIFACTS_FORMAT = 3  # 2: every file's SHA-256 in artifacts.json; 3: the explorer's scripts
+ARTIFACTS_FORMAT = 4  # 2: every file's SHA-256 in artifacts.json; 3: the explorer's scripts; 4: the lab's data
 # The code the cached analysis and figures depend on (besides the run's own, in report/run.py).
 FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "explorer.py", "export.py", "figures.py",
-                  "gradcam_figures.py", "trust.py")
+                  "gradcam_figures.py", "lab.py", "trust.py")
 MODEL_SCRIPT = "trained-model.js"  # the exported network, served as static/js/trained-model.js
-SCRIPTS = (MODEL_SCRIPT, TEST_SET_SCRIPT, SNAPSHOTS_SCRIPT)  # data for the pages, made with the figures
+SCRIPTS = (MODEL_SCRIPT, TEST_SET_SCRIPT, SNAPSHOTS_SCRIPT, LAB_DATA_SCRIPT)  # data for the pages, made with the figures
 EXPLANATION_SOURCES = ("attribution.py", "gradcam.py", "gradcheck.py")
 # cnn/ files that nothing cached depends on: read by the tests, and by source() when the pages are written
 UNCACHED_SOURCES = ("reference.py",)
@@ -108,6 +110,7 @@ def _build(config, log, templates_dir, memory):
         with timings.phase("figures"):
             context, figure_entries, figure_dir, drawn = obtain_artifacts(config, run, data, log)
         context["verdict"] = verdict
+        lab_ref = lab_reference(data, config.rngs()["lab"].spawn(1)[0])  # a batch of training images: before they go
         # what is left needs only the test images: give the training images' memory back
         data = dataclasses.replace(data, x_train=None, y_train=None, x_val=None, y_val=None)
         release_freed_memory()
@@ -119,9 +122,11 @@ def _build(config, log, templates_dir, memory):
                 with timings.phase("browser"):
                     browser = _browser_selftest(tmp, log)
                     explorer_check = _explorer_selftest(tmp, run, data, config, log)
+                    lab_check = _lab_check(tmp, lab_ref, config, log)
                 record = run_record(config, context, run, drawn, timings, tmp)
                 record["browser"] = browser
                 record["explorer"] = dict(context["explorer"], **explorer_check)
+                record["lab"] = dict({k: v for k, v in context["lab"].items() if k != "presets"}, **lab_check)
                 record["memory_mb"]["all_processes"] = memory.peak_mb  # up to the self-test
                 (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         except OSError as e:
@@ -280,6 +285,12 @@ def obtain_artifacts(config, run, data, log):
         log("explorer: every test image, the network after every epoch")
         context["explorer"], scripts, over_training = explorer_artifacts(run, data, arrays["proba"], context,
                                                                          rngs["explorer"])
+    with made.phase("lab"):
+        doc, context["lab"] = lab_data(data, run.history, rngs["lab"])
+        doc["numpy"]["test_accuracy"] = context["metrics"]["test_accuracy"]
+        context["lab"]["selftest"] = {"batch": SELFTEST_BATCH, "steps": SELFTEST_STEPS}
+        scripts[LAB_DATA_SCRIPT] = _js("CNN_LAB", doc, "The lab's training, validation and test images, its "
+                                                      "settings, and the curves of the build's own run.")
     scripts[MODEL_SCRIPT] = script
     inputs = figures.figure_inputs(run, data, context, arrays, explained, {"indices": idx, **demo}, over_training)
     del arrays, explained  # what the figures need is in inputs
@@ -312,7 +323,7 @@ def _load_artifacts(entry):
         context, entries, files = saved["context"], saved["figures"], saved["files"]
         if not isinstance(context, dict) or not isinstance(entries, dict) or not isinstance(files, dict):
             raise ValueError("artifacts.json is not a record of this build's artifacts")
-        for required in ("metrics", "explain", "made", "demo", "explorer"):
+        for required in ("metrics", "explain", "made", "demo", "explorer", "lab"):
             if required not in context:
                 raise ValueError(f"artifacts.json has no {required!r}")
         listed = set(files)
@@ -464,6 +475,56 @@ def _explorer_selftest(site_dir, run, data, config, log):
             f"({check['images']} images x {check['classes']} classes x {check['networks']} networks), largest "
             f"difference {_largest(check):.1e}, in {check['seconds']:.1f} s")
     return {"selftest": check, "timings": timing}
+
+
+LAB_TOLERANCE = 1e-4  # the largest absolute difference allowed between the lab's numbers and NumPy's
+LAB_BENCH_SECONDS = 60  # the lab's default settings train this long in the build's measurement (--quick: 5 s)
+
+
+def _lab_check(site_dir, reference, config, log):
+    """The lab's engine against NumPy in headless Chromium, and its speed and learning in a
+    LAB_BENCH_SECONDS run of the page's default settings (in its Web Worker, as a reader runs it).
+
+    Both are kept in <cache>/browser/, keyed by the code on both sides, the data (the reference is
+    drawn from it, and lab-data.js is part of the code's hash) and the browser's version: only a
+    build that changed them runs them again."""
+    js = Path(site_dir) / "static" / "js"
+    seconds = 5 if config.quick else LAB_BENCH_SECONDS
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in (js / "lab-engine.js", js / "lab.js", js / LAB_DATA_SCRIPT,
+                                                            ROOT / "report" / "lab_selftest.js")))
+    key = digest("lab-check", code.hexdigest(), LAB_TOLERANCE, seconds, browser_version(),
+                 source_hash("report", names=("browsercheck.py", "lab.py")))[:20]
+    stored = Path(config.cache_dir) / "browser" / f"lab-{key}.json"
+    try:
+        check = json.loads(stored.read_text())
+        if not (isinstance(check, dict) and check.get("selftest", {}).get("measured") is True
+                and check.get("bench", {}).get("measured") is True):
+            raise ValueError(f"{stored} is not a record of the lab's checks")
+        log(f"browser: reusing the lab's checks of this code ({stored})")
+    except (OSError, ValueError, AttributeError):
+        test = lab_selftest(js / "lab-engine.js", _encode(reference))
+        if test["measured"]:
+            test["tolerance"] = LAB_TOLERANCE
+            test["passed"] = bool(_largest(test) <= LAB_TOLERANCE)
+        log(f"browser: lab: training {seconds} s with the default settings in headless Chromium")
+        bench = lab_bench(Path(site_dir) / "lab.html", seconds)
+        check = {"selftest": test, "bench": bench}
+        if test["measured"] and bench["measured"]:
+            stored.parent.mkdir(exist_ok=True)
+            with atomic_file(stored) as tmp:
+                tmp.write_text(json.dumps(check, sort_keys=True))
+    test, bench = check["selftest"], check["bench"]
+    if test["measured"]:
+        log(f"browser: lab self-test {'passed' if test['passed'] else 'FAILED'}: {test['compared']} arrays, largest "
+            f"difference {_largest(test):.1e}")
+    else:
+        log(f"browser: lab self-test not measured: {test['reason']}")
+    if bench["measured"]:
+        log(f"browser: lab: {bench['images_per_second']:.0f} training images per second; "
+            f"{100 * bench['test_accuracy']:.2f} % of its test images right after {bench['seconds']} s")
+    else:
+        log(f"browser: lab speed not measured: {bench['reason']}")
+    return check
 
 
 def _largest(check):

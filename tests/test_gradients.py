@@ -36,6 +36,26 @@ def test_conv2d_gradients(rng, n, c, h, w, f, k, stride, pad):
     assert_all_small(errors)
 
 
+def test_a_conv_without_bias_has_no_bias_to_learn_and_folds_into_its_batch_norm(rng, tmp_path):
+    from cnn.model import fold_batchnorm
+
+    layer = Conv2D(2, 3, 3, padding=1, rng=rng, bias=False)
+    errors = check_layer(layer, rng.standard_normal((2, 2, 6, 6)), rng)
+    assert set(errors) == {"input", "weight"}
+    assert_all_small(errors)
+    model = Sequential([Conv2D(1, 4, 3, padding=1, rng=rng, bias=False), BatchNorm2D(4), ReLU(), Flatten(),
+                        Dense(4 * 8 * 8, 3, rng=rng)], input_shape=(1, 8, 8))
+    assert "conv1.bias" not in model.state() and "no bias" in model.summary()
+    for _ in range(3):  # running statistics away from their defaults
+        model.forward(rng.standard_normal((8, 1, 8, 8)).astype(np.float32) + 1, training=True)
+    x = rng.standard_normal((5, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(fold_batchnorm(model).forward(x), model.forward(x), atol=1e-5)
+    model.save(tmp_path / "m.npz")
+    again = Sequential.load(tmp_path / "m.npz")
+    assert not again.layers[0].bias
+    np.testing.assert_array_equal(again.forward(x), model.forward(x))
+
+
 @pytest.mark.parametrize("pool", [MaxPool2D, AvgPool2D])
 @pytest.mark.parametrize("shape,k,stride", [
     ((1, 1, 4, 4), 2, 2), ((2, 3, 7, 7), 2, 2), ((2, 2, 6, 5), 2, 2),

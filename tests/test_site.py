@@ -83,6 +83,9 @@ def _comparable(folder):
             record["browser"].pop("ms", None)  # measured in the browser at build time
             record["explorer"].pop("timings", None)
             record["explorer"]["selftest"].pop("seconds", None)
+            record["explanation_metrics"].pop("seconds")  # how long each part took
+            record["lab"].pop("bench", None)  # trained for a fixed time: how far it got varies
+            record["lab"]["selftest"].pop("seconds", None)
             data = json.dumps(record, sort_keys=True).encode()
         elif p.suffix == ".html":
             data = re.sub(rb'<span class="measured">.*?</span>', b"", data)

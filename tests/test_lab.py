@@ -1,0 +1,126 @@
+"""The lab: a network trained in the page, in a Web Worker, checked against NumPy."""
+
+import json
+
+import pytest
+
+from report.browsercheck import find_browser
+
+
+def _record(quick_site):
+    return json.loads((quick_site / "run.json").read_text())["lab"]
+
+
+def test_the_build_checked_the_lab_against_numpy_and_measured_it_in_chromium(quick_site):
+    record = _record(quick_site)
+    test, bench = record["selftest"], record["bench"]
+    if not test["measured"]:
+        pytest.fail(f"the lab's self-test did not run: {test['reason']}") if find_browser() else \
+            pytest.skip(test["reason"])
+    assert test["passed"] and test["tolerance"] == 1e-4
+    assert set(test["worst"]) == {"loss", "gradient", "parameters after 3 steps", "running statistics"}
+    assert max(w["abs"] for w in test["worst"].values()) <= 1e-4
+    # 2 optimisers x 3 steps x (loss + 7 gradients: conv1, conv2 weights, 2 x gamma/beta, dense weight/bias)
+    # + after the third step 8 parameters and 4 running statistics each
+    assert test["compared"] == 2 * 3 * (1 + 8) + 2 * 12
+    assert bench["measured"] and bench["seconds"] == 5 and bench["steps"] > 0
+    assert bench["images_per_second"] > 0 and bench["test_accuracy"] > 0.5  # it learned in 5 s
+    assert record["sizes"]["train"] == 5000  # --quick: every training image it has (at most 10,000)
+
+
+def test_the_lab_data_is_a_stratified_subset_with_numpys_curves(quick_site):
+    text = (quick_site / "static" / "js" / "lab-data.js").read_text()
+    doc = json.loads(text.split("window.CNN_LAB = ", 1)[1].rsplit(";", 1)[0])
+    assert {doc[s]["count"] for s in ("train", "validation", "test")} == {5000, 1000}
+    assert doc["numpy"]["steps"] and 0 < doc["numpy"]["test_accuracy"] <= 1
+    assert {p["name"] for p in doc["presets"]} == {"too-high", "too-low", "no-bn", "plain-sgd"}
+
+
+def _open(browser, quick_site):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get((quick_site / "lab.html").as_uri())
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+        "return document.getElementById('lab').dataset.status") in ("ready", "failed"))
+    assert browser.execute_script("return document.getElementById('lab').dataset.status") == "ready"
+
+
+def _data(browser, key):
+    return browser.execute_script(f"return document.getElementById('lab').dataset.{key}")
+
+
+def test_start_pause_resume_and_reset_in_chromium(quick_site, browser):
+    import time
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from .browser import console_errors
+
+    _open(browser, quick_site)
+    find = lambda css: browser.find_element(By.CSS_SELECTOR, css)
+    Select(find("#lab-train")).select_by_value("1000")
+    epochs = find("#lab-epochs")
+    epochs.clear()
+    epochs.send_keys("2")
+    kernels = int(_data(browser, "kernelDraws"))
+    find("#lab-start").click()
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: int(_data(browser, "steps") or 0) >= 5)
+    assert _data(browser, "state") == "running" and find("#lab-start").get_attribute("disabled")
+    find("#lab-pause").click()  # pause: the steps stop
+    assert _data(browser, "state") == "paused"
+    time.sleep(0.5)
+    paused_at = int(_data(browser, "steps"))
+    time.sleep(1.0)
+    assert int(_data(browser, "steps")) == paused_at
+    find("#lab-pause").click()  # resume
+    wait.until(lambda d: int(_data(browser, "steps")) > paused_at)
+    wait.until(lambda d: _data(browser, "status") == "done")
+    assert float(_data(browser, "lossLast")) < float(_data(browser, "lossFirst"))  # the loss fell
+    assert int(_data(browser, "kernelDraws")) > kernels + 1  # the kernels were redrawn as they learned
+    assert 0.5 < float(_data(browser, "testAccuracy")) <= 1
+    assert "test images right" in find("#lab-result").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#lab-confusion td")) == 100
+    find("#lab-compare").click()
+    assert find("#lab-compare").get_attribute("aria-pressed") == "true"
+    find("#lab-reset").click()
+    assert _data(browser, "state") == "idle" and _data(browser, "steps") is None
+    assert not find("#lab-start").get_attribute("disabled")
+    assert console_errors(browser) == []
+
+
+def test_a_learning_rate_far_too_high_ends_in_a_message_not_a_frozen_page(quick_site, browser):
+    """The loss explodes (and sometimes overflows to NaN): the page stops and says so."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from .browser import console_errors
+
+    _open(browser, quick_site)
+    find = lambda css: browser.find_element(By.CSS_SELECTOR, css)
+    preset = next(b for b in browser.find_elements(By.CSS_SELECTOR, "#lab-presets button") if "too high" in b.text)
+    preset.click()
+    assert "explodes" in find("#lab-lesson").text and find("#lab-opt").get_attribute("value") == "sgd"
+    find("#lab-start").click()
+    WebDriverWait(browser, 60).until(lambda d: _data(browser, "diverged") is not None or _data(browser, "status") == "done")
+    assert _data(browser, "diverged") is not None, "the loss never exploded"
+    result = find("#lab-result").text
+    assert ("exploded" in result or "NaN" in result) and "too high" in result
+    assert _data(browser, "state") == "diverged" and not find("#lab-start").get_attribute("disabled")  # still usable
+    assert console_errors(browser) == []
+
+
+def test_every_lab_control_is_reachable_by_keyboard(quick_site, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    _open(browser, quick_site)
+    browser.execute_script("document.querySelector('#lab-presets button').focus()")
+    reached = set()
+    for _ in range(40):
+        active = browser.switch_to.active_element
+        reached.add(active.get_attribute("id") or active.text)
+        active.send_keys(Keys.TAB)
+    wanted = {"lab-lr", "lab-opt", "lab-batch", "lab-epochs", "lab-train", "lab-bn", "lab-dropout", "lab-widths",
+              "lab-seed", "lab-start", "lab-reset", "lab-compare", "Default", "Learning rate far too high"}
+    assert wanted <= reached, wanted - reached
