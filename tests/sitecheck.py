@@ -37,7 +37,7 @@ def parse(path):
     return page
 
 
-EXPLORER_STATE = {"image", "class", "layer", "epoch", "method"}  # the keys explorer.js reads
+EXPLORER_STATE = {"image", "class", "layer", "epoch", "method", "net"}  # the keys explorer.js reads
 
 
 def check_site(root):

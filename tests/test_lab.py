@@ -86,7 +86,33 @@ def test_start_pause_resume_and_reset_in_chromium(quick_site, browser):
     assert find("#lab-compare").get_attribute("aria-pressed") == "true"
     find("#lab-reset").click()
     assert _data(browser, "state") == "idle" and _data(browser, "steps") is None
-    assert not find("#lab-start").get_attribute("disabled")
+    assert not find("#lab-start").get_attribute("disabled") and not find("#lab-explain").is_displayed()
+    assert console_errors(browser) == []
+
+
+def test_the_explorer_explains_the_network_the_reader_trained(quick_site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from .browser import console_errors
+
+    _open(browser, quick_site)
+    find = lambda css: browser.find_element(By.CSS_SELECTOR, css)
+    Select(find("#lab-train")).select_by_value("1000")
+    epochs = find("#lab-epochs")
+    epochs.clear()
+    epochs.send_keys("1")
+    find("#lab-start").click()
+    WebDriverWait(browser, 60).until(lambda d: _data(browser, "status") == "done")
+    find("#lab-explain").click()  # to the explorer, on the reader's weights
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+        "return document.getElementById('explorer') && document.getElementById('explorer').dataset.status") == "ready")
+    assert "net=lab" in browser.current_url
+    assert "you trained in the lab (1,000 images" in find("#ex-summary").text
+    assert [o.get_attribute("value") for o in find("#ex-layer").find_elements(By.TAG_NAME, "option")] == ["conv1", "conv2"]
+    assert not find("#ex-epoch").is_displayed()
+    find("#ex-next").click()  # the state keeps the network
+    assert "image=1" in browser.current_url and "net=lab" in browser.current_url
     assert console_errors(browser) == []
 
 

@@ -10,8 +10,11 @@
   const $ = function (id) { return document.getElementById(id); };
   const started = performance.now();
   const colormap = CNN.decodeBytes(window.CNN_MODEL.colormap);
-  const final = CNN.load(window.CNN_MODEL);
-  const snapshotDocs = (window.CNN_SNAPSHOTS || []).concat([null]);  // null: the final network
+  // #...&net=lab: the network the reader trained in the lab (lab.js keeps it in sessionStorage),
+  // in place of the site's; it has no snapshots, so there is no epoch to choose.
+  const labDoc = /(^#|&)net=lab(&|$)/.test(location.hash) ? readLab() : null;
+  const final = CNN.load(labDoc || window.CNN_MODEL);
+  const snapshotDocs = labDoc ? [null] : (window.CNN_SNAPSHOTS || []).concat([null]);  // null: the final network
   const EPOCHS = snapshotDocs.length - 1;
   const nets = [];  // decoded on first use
   const names = final.classes, K = names.length;
@@ -24,6 +27,10 @@
   const PER_PAGE = 50;
   let test = null;  // {pixels, labels, pred, confidence, count}
   let state = null, page = 0, cacheKey = null, cached = null;
+
+  function readLab() {
+    try { return JSON.parse(sessionStorage.getItem("cnn-lab-network")); } catch (e) { return null; }
+  }
 
   function net(epoch) {
     if (!nets[epoch]) nets[epoch] = snapshotDocs[epoch] ? CNN.load(snapshotDocs[epoch]) : final;
@@ -68,6 +75,7 @@
     const parts = ["image=" + s.image];
     if (s.cls !== null) parts.push("class=" + s.cls);
     parts.push("layer=" + s.layer, "epoch=" + s.epoch, "method=" + s.method);
+    if (labDoc) parts.push("net=lab");
     return "#" + parts.join("&");
   }
 
@@ -175,7 +183,8 @@
     // the picker
     $("ex-index").value = s.image;
     const label = test.labels[s.image];
-    const epochWords = s.epoch === 0 ? "at initialisation (random weights)" : "after epoch " + s.epoch + " of " + EPOCHS;
+    const epochWords = labDoc ? "you trained in the lab (" + labDoc.trained + ")"
+      : s.epoch === 0 ? "at initialisation (random weights)" : "after epoch " + s.epoch + " of " + EPOCHS;
     $("ex-summary").textContent = "Test image #" + s.image + ", labelled " + names[label] + ". The network " +
       epochWords + " says " + names[top] + " (" + pct(p[top]) + ")" + (top === label ? "." : ": wrong.");
     $("ex-epoch").value = s.epoch;
@@ -393,6 +402,7 @@
     options($("ex-layer"), final.convLayers.map(function (l) { return [l, l]; }));
     options($("ex-method"), Object.entries(METHODS));
     $("ex-epoch").max = EPOCHS;
+    if (labDoc) $("ex-epoch").parentElement.hidden = true;
     const picker = $("ex-classes");
     names.forEach(function (n, k) {
       const label = document.createElement("label");

@@ -69,7 +69,7 @@ function labWorker() {
   function finish(reason) {
     evaluate("test");
     postMessage({ type: "done", reason: reason, seen: job.seen, step: job.step,
-                  imagesPerSecond: job.seen / (job.computing / 1000) });
+                  imagesPerSecond: job.seen / (job.computing / 1000), state: E.state(job.net) });
     job = null;
   }
 
@@ -268,6 +268,40 @@ function labWorker() {
 
   function say(text) { $("lab-status").textContent = text; }
 
+  // The reader's network as the explorer loads a network (trained-model.js's format): each batch
+  // norm folded into the conv before it, as cnn.model.fold_batchnorm does, weights in float32.
+  function explorerDoc(state, s, trained) {
+    const tensor = function (values, shape) {
+      const bytes = new Uint8Array(Float32Array.from(values).buffer);
+      let text = "";
+      for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+      return { data: btoa(text), dtype: "float32", shape: shape };
+    };
+    const layers = [];
+    let c = 1;
+    s.widths.forEach(function (f, i) {
+      const n = i + 1, w = Float64Array.from(state["conv" + n + ".weight"]);
+      const b = state["conv" + n + ".bias"] ? Float64Array.from(state["conv" + n + ".bias"]) : new Float64Array(f);
+      if (s.batchnorm) {
+        const g = state["bn" + n + ".gamma"], beta = state["bn" + n + ".beta"];
+        const rm = state["bn" + n + ".running_mean"], rv = state["bn" + n + ".running_var"];
+        for (let k = 0; k < f; k++) {
+          const scale = g[k] / Math.sqrt(rv[k] + 1e-5);
+          for (let j = 0; j < c * 9; j++) w[k * c * 9 + j] *= scale;
+          b[k] = scale * (b[k] - rm[k]) + beta[k];
+        }
+      }
+      layers.push({ type: "conv", name: "conv" + n, pad: 1, weight: tensor(w, [f, c, 3, 3]), bias: tensor(b, [f]) },
+                  { type: "relu", name: "relu" + n }, { type: "maxpool", name: "maxpool" + n, size: 2, stride: 2 });
+      c = f;
+    });
+    const dense = state["dense1.weight"];
+    layers.push({ type: "flatten", name: "flatten1" },
+                { type: "dense", name: "dense1", pad: 0, weight: tensor(dense, [dense.length / K, K]), bias: tensor(state["dense1.bias"], [K]) });
+    return { input_shape: [1, 28, 28], classes: names, gradcam_layer: "conv" + s.widths.length, layers: layers,
+             trained: trained };
+  }
+
   function pct(v) { return (100 * v).toFixed(1) + " %"; }
 
   // ---- running
@@ -359,6 +393,13 @@ function labWorker() {
         data.test.count.toLocaleString("en") + " test images right. The network this site trained in NumPy, on " +
         LAB.numpy.train.toLocaleString("en") + " images, got " + pct(LAB.numpy.epochs[LAB.numpy.epochs.length - 1][1]) +
         " of its validation images right.";
+      try {
+        sessionStorage.setItem("cnn-lab-network", JSON.stringify(explorerDoc(m.state, run.settings,
+          m.seen.toLocaleString("en") + " images, " + pct(run.test) + " of the lab's test images right")));
+        $("lab-explain").hidden = false;
+      } catch (e) {  // storage refused (a private window, say): the explorer cannot have it
+        $("lab-explain").hidden = true;
+      }
       root.dataset.status = "done";
     }
   }
@@ -373,6 +414,7 @@ function labWorker() {
     $("lab-confusion").textContent = "";
     $("lab-confusion-note").textContent = "";
     $("lab-kernels").textContent = "";
+    $("lab-explain").hidden = true;
     for (const key of ["diverged", "lossFirst", "lossLast", "steps", "imagesPerSecond", "testAccuracy"]) delete root.dataset[key];
     root.dataset.kernelDraws = "0";
   }
