@@ -32,6 +32,7 @@ from cnn.model import fold_batchnorm
 
 from .explain import chunked
 from .export import export_layers
+from .memory import release_freed_memory
 from .trust import BLUR_SIGMA, IG_STEPS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
 
 TEST_SET_SCRIPT = "test-set.js"
@@ -123,7 +124,10 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
                    "guided": chunked(lambda a, b: guided_backprop(net, a, b), xs, cs)}
             if epoch == max(networks):
                 doc["methods"] = method_reference(net, x[:METHOD_IMAGES], rng)
-            yield epoch, _encode(doc)
+            encoded = _encode(doc)
+            del doc, layers
+            release_freed_memory()  # the arrays behind this network's doc, before its browser starts
+            yield epoch, encoded
 
     return header, docs()
 
@@ -131,9 +135,18 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
 def method_reference(net, x, rng):
     """NumPy's Grad-CAM++, Score-CAM (every conv layer), integrated gradients (black and blurred
     baselines) and SmoothGrad (with the standard normal draws handed to the page) of images x
-    for the class net predicts, with the settings of the trust chapter (report/trust.py)."""
+    for the class net predicts, with the settings of the trust chapter (report/trust.py).
+
+    Computed in float64 on the page's float32 weights, as the page computes: 32 or 25 passes
+    in float32 can tip a ReLU or a max pool the other way where two values nearly tie (integrated
+    gradients from the blurred image moved by 1.8e-4 in float32 on the default build's network,
+    where the page and float64 NumPy agree within 1e-7)."""
     c = net.predict(x, workers=1)
-    draws = rng.standard_normal((SMOOTHGRAD_SAMPLES,) + x.shape)
+    net = fold_batchnorm(net)  # a copy (there is no batch norm left to fold)
+    for layer in net.layers:
+        layer.params = {k: v.astype(np.float64) for k, v in layer.params.items()}
+    x = x.astype(np.float64)
+    draws = rng.standard_normal((SMOOTHGRAD_SAMPLES,) + x.shape).astype(np.float32).astype(np.float64)  # as the page gets them
     ig = lambda b: np.maximum(integrated_gradients(net, x, c, b, IG_STEPS).sum(axis=1), 0)
     return {"classes": c.astype(float), "draws": draws, "steps": IG_STEPS, "sigma": BLUR_SIGMA,
             "samples": SMOOTHGRAD_SAMPLES, "noise": SMOOTHGRAD_NOISE,

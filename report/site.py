@@ -121,8 +121,10 @@ def _build(config, log, templates_dir, memory):
                     log(f"pages: {len(pages)} chapters, {len(context['explain']['gallery'])} gallery pages")
                 with timings.phase("browser"):
                     browser = _browser_selftest(tmp, log)
-                    explorer_check = _explorer_selftest(tmp, run, data, config, log)
+                    # the lab first: its 60 s in Chromium while this process is at its smallest (the
+                    # explorer's reference, made next, leaves this process a few hundred MB larger)
                     lab_check = _lab_check(tmp, lab_ref, config, log)
+                    explorer_check = _explorer_selftest(tmp, run, data, config, log)
                 record = run_record(config, context, run, drawn, timings, tmp)
                 record["browser"] = browser
                 record["explorer"] = dict(context["explorer"], **explorer_check)
