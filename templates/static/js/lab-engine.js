@@ -73,82 +73,55 @@ function LabEngine() {
 
   // ------------------------------------------------------------ layers, forward and backward
 
-  // Each image's 3 x 3 windows as the rows of a (C*9) x (H*W) matrix (im2col, as cnn/functional.py
-  // does), so that the products below run along long contiguous rows.
-  function im2col(x, xo, C, H, W, cols) {
-    const HW = H * W;
-    for (let c = 0; c < C; c++) {
-      for (let u = 0; u < 3; u++) {
-        for (let v = 0; v < 3; v++) {
-          const row = ((c * 3 + u) * 3 + v) * HW;
-          for (let i = 0; i < H; i++) {
-            const y = i + u - 1, at = row + i * W;
-            if (y < 0 || y >= H) { cols.fill(0, at, at + W); continue; }
-            const src = xo + (c * H + y) * W + v - 1;
-            for (let j = 0; j < W; j++) { const xx = j + v - 1; cols[at + j] = xx >= 0 && xx < W ? x[src + j] : 0; }
+  function convForward(L, x, n) {
+    const C = L.C, F = L.F, H = L.H, W = L.W, HW = H * W, w = L.params.weight, b = L.params.bias;
+    const out = new Float64Array(n * F * HW);
+    for (let s = 0; s < n; s++) {
+      for (let f = 0; f < F; f++) {
+        const o = (s * F + f) * HW;
+        if (b) out.fill(b[f], o, o + HW);
+        for (let c = 0; c < C; c++) {
+          const xo = (s * C + c) * HW;
+          for (let u = 0; u < 3; u++) {
+            const i0 = Math.max(0, 1 - u), i1 = Math.min(H, H + 1 - u);
+            for (let v = 0; v < 3; v++) {
+              const wv = w[((f * C + c) * 3 + u) * 3 + v], j0 = Math.max(0, 1 - v), j1 = Math.min(W, W + 1 - v);
+              for (let i = i0; i < i1; i++) {
+                const oi = o + i * W, xi = xo + (i + u - 1) * W + v - 1;
+                for (let j = j0; j < j1; j++) out[oi + j] += wv * x[xi + j];
+              }
+            }
           }
         }
       }
     }
-  }
-
-  // out[f] = bias[f] + sum_k w[f, k] cols[k], k over (channel, row, column) of the kernel
-  function convForward(L, x, n) {
-    const C = L.C, F = L.F, H = L.H, W = L.W, HW = H * W, KC = C * 9, w = L.params.weight, b = L.params.bias;
-    const out = new Float64Array(n * F * HW), cols = new Float64Array(n * KC * HW);
-    for (let s = 0; s < n; s++) {
-      const co = s * KC * HW;
-      im2col(x, s * C * HW, C, H, W, cols.subarray(co, co + KC * HW));
-      for (let f = 0; f < F; f++) {
-        const o = (s * F + f) * HW;
-        if (b) out.fill(b[f], o, o + HW);
-        for (let k = 0; k < KC; k++) {
-          const wv = w[f * KC + k];
-          if (wv === 0) continue;
-          const r = co + k * HW;
-          for (let p = 0; p < HW; p++) out[o + p] += wv * cols[r + p];
-        }
-      }
-    }
-    L.cache = cols;
+    L.cache = x;
     return out;
   }
 
-  // dw[f, k] = sum_p g[f, p] cols[k, p];  db[f] = sum_p g[f, p];  dcols[k, p] = sum_f w[f, k] g[f, p],
-  // and each column's gradient goes back to the input pixel it was copied from (col2im).
+  // dx[c, i+u-1, j+v-1] += w[f, c, u, v] g[f, i, j];  dw[f, c, u, v] += g[f, i, j] x[c, i+u-1, j+v-1];  db[f] += g
   function convBackward(L, g, n, needDx) {
-    const C = L.C, F = L.F, H = L.H, W = L.W, HW = H * W, KC = C * 9, w = L.params.weight, cols = L.cache;
-    const dw = new Float64Array(w.length), db = new Float64Array(F), dx = needDx ? new Float64Array(n * C * HW) : null;
-    const dcols = needDx ? new Float64Array(KC * HW) : null;
+    const C = L.C, F = L.F, H = L.H, W = L.W, HW = H * W, w = L.params.weight, x = L.cache;
+    const dw = new Float64Array(w.length), db = new Float64Array(F), dx = needDx ? new Float64Array(x.length) : null;
     for (let s = 0; s < n; s++) {
-      const co = s * KC * HW;
-      if (dcols) dcols.fill(0);
       for (let f = 0; f < F; f++) {
         const go = (s * F + f) * HW;
         let sum = 0;
         for (let p = 0; p < HW; p++) sum += g[go + p];
         db[f] += sum;
-        for (let k = 0; k < KC; k++) {
-          const r = co + k * HW;
-          let acc = 0;
-          for (let p = 0; p < HW; p++) acc += g[go + p] * cols[r + p];
-          dw[f * KC + k] += acc;
-          if (dcols) {
-            const wv = w[f * KC + k], d = k * HW;
-            for (let p = 0; p < HW; p++) dcols[d + p] += wv * g[go + p];
-          }
-        }
-      }
-      if (!dx) continue;
-      for (let c = 0; c < C; c++) {
-        for (let u = 0; u < 3; u++) {
-          for (let v = 0; v < 3; v++) {
-            const row = ((c * 3 + u) * 3 + v) * HW;
-            for (let i = 0; i < H; i++) {
-              const y = i + u - 1;
-              if (y < 0 || y >= H) continue;
-              const dst = (s * C + c) * HW + y * W + v - 1, at = row + i * W;
-              for (let j = 0; j < W; j++) { const xx = j + v - 1; if (xx >= 0 && xx < W) dx[dst + j] += dcols[at + j]; }
+        for (let c = 0; c < C; c++) {
+          const xo = (s * C + c) * HW;
+          for (let u = 0; u < 3; u++) {
+            const i0 = Math.max(0, 1 - u), i1 = Math.min(H, H + 1 - u);
+            for (let v = 0; v < 3; v++) {
+              const k = ((f * C + c) * 3 + u) * 3 + v, wv = w[k], j0 = Math.max(0, 1 - v), j1 = Math.min(W, W + 1 - v);
+              let acc = 0;
+              for (let i = i0; i < i1; i++) {
+                const gi = go + i * W, xi = xo + (i + u - 1) * W + v - 1;
+                for (let j = j0; j < j1; j++) acc += g[gi + j] * x[xi + j];
+                if (dx) for (let j = j0; j < j1; j++) dx[xi + j] += wv * g[gi + j];
+              }
+              dw[k] += acc;
             }
           }
         }
