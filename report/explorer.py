@@ -132,19 +132,32 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
     return header, docs()
 
 
+def _float32_values(a):
+    return a.astype(np.float32).astype(np.float64)
+
+
+def page_arithmetic(net):
+    """A float64 copy of net (batch norm folded) whose layers round what they receive and pass
+    on to float32 values, as cnn.js keeps its activations in Float32Arrays."""
+    net = fold_batchnorm(net)
+    for layer in net.layers:
+        layer.params = {k: v.astype(np.float64) for k, v in layer.params.items()}
+        forward = layer.forward
+        layer.forward = lambda x, training=False, forward=forward: _float32_values(forward(_float32_values(x), training))
+    return net
+
+
 def method_reference(net, x, rng):
     """NumPy's Grad-CAM++, Score-CAM (every conv layer), integrated gradients (black and blurred
     baselines) and SmoothGrad (with the standard normal draws handed to the page) of images x
     for the class net predicts, with the settings of the trust chapter (report/trust.py).
 
-    Computed in float64 on the page's float32 weights, as the page computes: 32 or 25 passes
-    in float32 can tip a ReLU or a max pool the other way where two values nearly tie (integrated
-    gradients from the blurred image moved by 1.8e-4 in float32 on the default build's network,
-    where the page and float64 NumPy agree within 1e-7)."""
+    Computed as the page computes: sums in float64, every layer's output stored in float32
+    (page_arithmetic). Over 32 or 25 passes, a ReLU or a max pool whose inputs nearly tie can
+    tip either way under other roundings: integrated gradients from the blurred image moved by
+    about 2e-4 between NumPy in float32, in float64 and the page, one network or another."""
     c = net.predict(x, workers=1)
-    net = fold_batchnorm(net)  # a copy (there is no batch norm left to fold)
-    for layer in net.layers:
-        layer.params = {k: v.astype(np.float64) for k, v in layer.params.items()}
+    net = page_arithmetic(net)
     x = x.astype(np.float64)
     draws = rng.standard_normal((SMOOTHGRAD_SAMPLES,) + x.shape).astype(np.float32).astype(np.float64)  # as the page gets them
     ig = lambda b: np.maximum(integrated_gradients(net, x, c, b, IG_STEPS).sum(axis=1), 0)

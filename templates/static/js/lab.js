@@ -191,7 +191,8 @@ function labWorker() {
     const ticks = log ? [0.01, 0.1, 1, 10].filter(function (v) { return v <= ymax; }) : [0, 0.25, 0.5, 0.75, 1].map(function (v) { return v * ymax; });
     for (const t of ticks) { g.fillText(log ? String(t) : (100 * t / (ymax > 1 ? 100 : 1)).toFixed(0) + (ymax > 1 ? "" : " %"), left - 4, Y(t) + 4); }
     g.textAlign = "center";
-    g.fillText(ylabel + " against images seen (up to " + Math.round(xmax).toLocaleString("en") + ")", left + pw / 2, h - 6);
+    g.fillText("images seen: 0 to " + Math.round(xmax).toLocaleString("en"), left + pw / 2, h - 6);
+    canvas.setAttribute("aria-label", ylabel + " against images seen, 0 to " + Math.round(xmax).toLocaleString("en"));
     for (const s of series) {
       if (!s.points.length) continue;
       g.strokeStyle = s.colour; g.lineWidth = s.width || 1.5; g.setLineDash(s.dash || []);
@@ -248,7 +249,7 @@ function labWorker() {
     const t = $("lab-confusion");
     t.textContent = "";
     const head = t.createTHead().insertRow();
-    head.append(Object.assign(document.createElement("th"), { textContent: "true \u2193 / said \u2192", scope: "col" }));
+    head.append(Object.assign(document.createElement("th"), { textContent: "", scope: "col" }));
     for (const n of names) head.append(Object.assign(document.createElement("th"), { textContent: n, scope: "col" }));
     const body = t.createTBody();
     let peak = 0;
@@ -263,7 +264,7 @@ function labWorker() {
         else if (v > 0) cell.style.setProperty("--lab-err", (0.15 + 0.6 * v / (peak || 1)).toFixed(2));
       }
     }
-    $("lab-confusion-note").textContent = caption;
+    $("lab-confusion-note").textContent = caption + " Rows: the true class; columns: the network's answer.";
   }
 
   function say(text) { $("lab-status").textContent = text; }
@@ -353,7 +354,8 @@ function labWorker() {
       }
       root.dataset.imagesPerSecond = m.imagesPerSecond.toFixed(0);
       root.dataset.steps = String(m.step);
-      const last = m.losses.length ? m.losses[m.losses.length - 1] : NaN;
+      if (m.losses.length) run.lastLoss = m.losses[m.losses.length - 1];
+      const last = run.lastLoss;
       say("Epoch " + Math.min(m.epoch + 1, run.settings.epochs) + " of " + run.settings.epochs + ": " + m.seen.toLocaleString("en") +
           " images seen, " + m.step + " steps, last batch loss " + (Number.isFinite(last) ? last.toFixed(3) : "NaN") + ", " +
           Math.round(m.imagesPerSecond) + " images per second." + (state === "paused" ? " Paused." : ""));
@@ -390,9 +392,9 @@ function labWorker() {
       root.dataset.imagesPerSecond = m.imagesPerSecond.toFixed(0);
       $("lab-result").textContent = "Done: " + m.seen.toLocaleString("en") + " images in " + m.step + " steps, " +
         Math.round(m.imagesPerSecond) + " images per second; " + pct(run.test) + " of the " +
-        data.test.count.toLocaleString("en") + " test images right. The network this site trained in NumPy, on " +
-        LAB.numpy.train.toLocaleString("en") + " images, got " + pct(LAB.numpy.epochs[LAB.numpy.epochs.length - 1][1]) +
-        " of its validation images right.";
+        data.test.count.toLocaleString("en") + " test images right. The network this site trained in NumPy, a larger " +
+        "one, on " + LAB.numpy.train.toLocaleString("en") + " images, got " + pct(LAB.numpy.test_accuracy) +
+        " of all the test images right.";
       try {
         sessionStorage.setItem("cnn-lab-network", JSON.stringify(explorerDoc(m.state, run.settings,
           m.seen.toLocaleString("en") + " images, " + pct(run.test) + " of the lab's test images right")));
