@@ -132,8 +132,8 @@ def explorer_selftest(scripts, header, docs, timeout=600):
     worst = {}
     for r in results:
         for kind, w in r["worst"].items():
-            mine = worst.setdefault(kind, {"abs": 0.0, "rel": 0.0})
-            for key in ("abs", "rel"):  # None stands for NaN, the worst there is
+            mine = worst.setdefault(kind, {key: 0.0 for key in w})
+            for key in w:  # abs, rel (and, for whole maps, pixel); None stands for NaN, the worst there is
                 if mine[key] is not None and (w[key] is None or w[key] > mine[key]):
                     mine[key] = w[key]
     first = results[0]

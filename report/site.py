@@ -530,5 +530,7 @@ def _lab_check(site_dir, reference, config, log):
 
 
 def _largest(check):
-    """The largest absolute difference a self-test found; JSON's null (a NaN in the page) counts as infinite."""
+    """The largest difference a self-test found: absolute, or for the maps compared whole (integrated
+    gradients, SmoothGrad: see explorer_selftest.js) the summed difference over the summed map.
+    JSON's null (a NaN in the page) counts as infinite."""
     return max(float("inf") if w["abs"] is None else w["abs"] for w in check["worst"].values())

@@ -48,6 +48,8 @@ def test_the_build_checked_the_page_against_numpy_in_chromium(quick_site):
     assert set(check["worst"]) == {"probabilities", "alpha", "weighted_sum", "cam", "upsampled", "saliency", "guided",
                                    "gradcampp", "scorecam", "ig_black", "ig_blurred", "smoothgrad"}
     assert max(w["abs"] for w in check["worst"].values()) <= 1e-4
+    for kind in ("ig_black", "ig_blurred", "smoothgrad"):  # compared as whole maps, their largest pixel beside
+        assert 0 <= check["worst"][kind]["pixel"] < 1e-2
     # 3 layers x 4 Grad-CAM steps + saliency + guided, per (network, image, class), + probabilities;
     # and for the final network and 5 images: 3 layers x (Grad-CAM++, Score-CAM) + 2 IG + SmoothGrad
     assert check["compared"] == 3 * check["images"] * (10 * (3 * 4 + 2) + 1) + 5 * (3 * 2 + 3)
