@@ -41,7 +41,8 @@ SELFTEST_IMAGES = 50  # at least 5 of each class
 METHOD_IMAGES = 5  # the first of them, explained by the methods that take many passes, under the final network
 
 
-def _js(name, doc, comment):
+def js_global(name, doc, comment):
+    """The text of a script that sets window.<name> to doc (a page's data, loaded by a <script> tag)."""
     return f"// {comment} Written by build.py; do not edit.\nwindow.{name} = {json.dumps(doc, separators=(',', ':'))};\n"
 
 
@@ -56,7 +57,7 @@ def test_set_script(data, proba):
     doc = {"count": n, "shape": list(x.shape[1:]), "layout": ["pixels uint8", "labels uint8", "pred uint8",
                                                               "confidence float32"],
            "deflate": base64.b64encode(zlib.compress(raw, 6)).decode()}  # level 9: 2 % smaller, 14x slower
-    return _js("CNN_TEST", doc, "The test images, their labels and NumPy's answers.")
+    return js_global("CNN_TEST", doc, "The test images, their labels and NumPy's answers.")
 
 
 def page_networks(run):
@@ -79,7 +80,7 @@ def snapshots_script(run, class_names, layer):
     doc = [{"epoch": e, "format": 1, "input_shape": list(run.model.input_shape), "classes": list(class_names),
             "gradcam_layer": layer, "layers": export_layers(run.model_at(e), np.float16)}
            for e in sorted(run.snapshots) if e != last]
-    return _js("CNN_SNAPSHOTS", doc, "The network before the last epoch: at initialisation and after each epoch.")
+    return js_global("CNN_SNAPSHOTS", doc, "The network before the last epoch: at initialisation and after each epoch.")
 
 
 def float16_effect(run, data, networks, indices):
@@ -109,7 +110,7 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
     k = networks[max(networks)].output_shape()[0]
     xs, cs = np.repeat(x, k, axis=0), np.tile(np.arange(k), len(idx))  # (image, class) pairs
     header = {"indices": [int(i) for i in idx], "images": int(len(idx)), "classes": int(k),
-              "image_size": int(np.prod(x.shape[1:])), "pixels": _encode(x)}
+              "image_size": int(np.prod(x.shape[1:])), "pixels": float32_base64(x)}
 
     steps = ("weights", "weighted_sum", "cam", "upsampled")
 
@@ -124,7 +125,7 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
                    "guided": chunked(lambda a, b: guided_backprop(net, a, b), xs, cs)}
             if epoch == max(networks):
                 doc["methods"] = method_reference(net, x[:METHOD_IMAGES], rng)
-            encoded = _encode(doc)
+            encoded = float32_base64(doc)
             del doc, layers
             release_freed_memory()  # the arrays behind this network's doc, before its browser starts
             yield epoch, encoded
@@ -169,13 +170,14 @@ def method_reference(net, x, rng):
             "smoothgrad": smoothgrad(net, x, c, None, SMOOTHGRAD_SAMPLES, SMOOTHGRAD_NOISE, draws=draws)}
 
 
-def _encode(value):
+def float32_base64(value):
+    """value with every array in it (nested in dicts and lists) as base64 of little-endian float32."""
     if isinstance(value, np.ndarray):
         return base64.b64encode(np.ascontiguousarray(value, dtype="<f4").tobytes()).decode()
     if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
+        return {k: float32_base64(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_encode(v) for v in value]
+        return [float32_base64(v) for v in value]
     return value
 
 

@@ -36,7 +36,8 @@ from .config import CACHE_MARKER, ROOT, SITE_MARKER, TEMPLATES_DIR, digest, sour
 from .context import analyse
 from .export import demo_indices, export_script
 from .explain import explain
-from .explorer import SNAPSHOTS_SCRIPT, TEST_SET_SCRIPT, _encode, _js, explorer_artifacts, page_networks, selftest_reference
+from .explorer import (SNAPSHOTS_SCRIPT, TEST_SET_SCRIPT, explorer_artifacts, float32_base64, js_global, page_networks,
+                       selftest_reference)
 from .lab import LAB_DATA_SCRIPT, SELFTEST_BATCH, SELFTEST_STEPS, lab_data
 from .lab import selftest_reference as lab_reference
 from .memory import PeakMemory, release_freed_memory
@@ -274,7 +275,8 @@ def obtain_artifacts(config, run, data, log):
         log("analysis: evaluating the test set, gradient checks")
         context, arrays = analyse(config, run, data, rngs["gradcheck"])
     with made.phase("explanations"):
-        log(f"explanations: Grad-CAM of {config.gallery} gallery images; {len(trust.methods(None))} methods on {config.faithfulness} test images: deletion, insertion, ROAD, model and data randomisation")
+        log(f"explanations: Grad-CAM of {config.gallery} gallery images; {len(trust.methods(None))} methods on "
+            f"{config.faithfulness} test images: deletion, insertion, ROAD, model and data randomisation")
         context["explain"], explained = explain(config, run, data, arrays["proba"], rngs)
     with made.phase("export"):
         idx = demo_indices(data.y_test)
@@ -291,7 +293,7 @@ def obtain_artifacts(config, run, data, log):
         doc, context["lab"] = lab_data(data, run.history, rngs["lab"])
         doc["numpy"]["test_accuracy"] = context["metrics"]["test_accuracy"]
         context["lab"]["selftest"] = {"batch": SELFTEST_BATCH, "steps": SELFTEST_STEPS}
-        scripts[LAB_DATA_SCRIPT] = _js("CNN_LAB", doc, "The lab's training, validation and test images, its "
+        scripts[LAB_DATA_SCRIPT] = js_global("CNN_LAB", doc, "The lab's training, validation and test images, its "
                                                       "settings, and the curves of the build's own run.")
     scripts[MODEL_SCRIPT] = script
     inputs = figures.figure_inputs(run, data, context, arrays, explained, {"indices": idx, **demo}, over_training)
@@ -504,7 +506,7 @@ def _lab_check(site_dir, reference, config, log):
             raise ValueError(f"{stored} is not a record of the lab's checks")
         log(f"browser: reusing the lab's checks of this code ({stored})")
     except (OSError, ValueError, AttributeError):
-        test = lab_selftest(js / "lab-engine.js", _encode(reference))
+        test = lab_selftest(js / "lab-engine.js", float32_base64(reference))
         if test["measured"]:
             test["tolerance"] = LAB_TOLERANCE
             test["passed"] = bool(_largest(test) <= LAB_TOLERANCE)

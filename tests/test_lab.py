@@ -49,20 +49,28 @@ def _data(browser, key):
     return browser.execute_script(f"return document.getElementById('lab').dataset.{key}")
 
 
+def _set_up(browser, quick_site, images, epochs):
+    """The lab open and ready, set to train on `images` training images for `epochs` epochs."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, quick_site)
+    Select(browser.find_element(By.ID, "lab-train")).select_by_value(str(images))
+    box = browser.find_element(By.ID, "lab-epochs")
+    box.clear()
+    box.send_keys(str(epochs))
+
+
 def test_start_pause_resume_and_reset_in_chromium(quick_site, browser):
     import time
 
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from .browser import console_errors
 
-    _open(browser, quick_site)
+    _set_up(browser, quick_site, 1000, 2)
     find = lambda css: browser.find_element(By.CSS_SELECTOR, css)
-    Select(find("#lab-train")).select_by_value("1000")
-    epochs = find("#lab-epochs")
-    epochs.clear()
-    epochs.send_keys("2")
     kernels = int(_data(browser, "kernelDraws"))
     find("#lab-start").click()
     wait = WebDriverWait(browser, 60)
@@ -92,16 +100,12 @@ def test_start_pause_resume_and_reset_in_chromium(quick_site, browser):
 
 def test_the_explorer_explains_the_network_the_reader_trained(quick_site, browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from .browser import console_errors
 
-    _open(browser, quick_site)
+    _set_up(browser, quick_site, 1000, 1)
     find = lambda css: browser.find_element(By.CSS_SELECTOR, css)
-    Select(find("#lab-train")).select_by_value("1000")
-    epochs = find("#lab-epochs")
-    epochs.clear()
-    epochs.send_keys("1")
     find("#lab-start").click()
     WebDriverWait(browser, 60).until(lambda d: _data(browser, "status") == "done")
     find("#lab-explain").click()  # to the explorer, on the reader's weights
