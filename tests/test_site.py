@@ -345,3 +345,20 @@ def test_every_source_file_of_cnn_is_part_of_a_cache_key():
     files = {p.name for p in (ROOT / "cnn").glob("*.py")} - {"__init__.py"} - set(UNCACHED_SOURCES)
     assert files == set(TRAINING_SOURCES) | set(EXPLANATION_SOURCES)
     assert not set(TRAINING_SOURCES) & set(EXPLANATION_SOURCES)
+
+
+def test_no_page_scrolls_sideways_on_a_phone(quick_site, browser):
+    """At 360 px wide, wide tables scroll inside their own box; the page itself never does."""
+    pages = sorted(quick_site.glob("*.html")) + sorted((quick_site / "gallery").glob("*.html"))[:2]
+    browser.set_window_size(360, 900)
+    try:
+        wide = []
+        for page in pages:
+            browser.get(page.as_uri())
+            width, visible = browser.execute_script(
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            if width > visible:
+                wide.append((page.name, width, visible))
+        assert wide == []
+    finally:
+        browser.set_window_size(1280, 900)
