@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .context import pretty  # noqa: E402
+from .words import with_article  # noqa: E402
 import matplotlib.patches  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
@@ -533,7 +534,7 @@ def mistakes(f, out_dir):
         ax.imshow(x[i, 0], cmap=INK, vmin=0, vmax=1)
         ax.set_title(f"#{i}: true {names[y[i]]}\nsaid {names[p]} {100 * proba[i, p]:.1f} %", fontsize=7)
     alt = ("The test images the network got wrong with the most confidence: "
-           + "; ".join(f"#{i}, a {names[y[i]]} read as {names[int(proba[i].argmax())]} "
+           + "; ".join(f"#{i}, {with_article(names[y[i]])} read as {names[int(proba[i].argmax())]} "
                        f"({100 * proba[i].max():.0f} %)" for i in idx)) if len(idx) else "No mistakes."
     return _entry(fig, out_dir, "mistakes", alt,
                   "The most confident mistakes on the test set: the true label, what the network said, and how "

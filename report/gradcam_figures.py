@@ -16,6 +16,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from .figures import (C_ACCENT, C_TEST, C_TRAIN, DIVERGING, INK, MAPS, _blank, _entry)
+from .words import with_article
 
 HEAT = "turbo"  # the heat map over the digit
 METHOD_TITLES = {"saliency": "saliency |dy/dx|", "guided": "guided backprop",
@@ -65,7 +66,7 @@ def gallery_item(f, out_dir, g):
     i, c = item["index"], item["pred"]
     image = f.x_test[i, 0]
     base = f"gallery/{i}"
-    who = f"test image #{i} (a {names[item['label']]})"
+    who = f"test image #{i} ({with_article(names[item['label']])})"
     entries = [_probabilities(out_dir, base, image, a["probabilities"][g], item, names)]
     entries.append(_feature_grid(out_dir, f"{base}/features", a["activations"][g], DIVERGING if
                                  a["activations"][g].min() < 0 else MAPS, "feature maps",
@@ -393,7 +394,7 @@ def demo_samples(f, out_dir):
     for j, i in enumerate(d["indices"]):
         c = int(d["pred"][j])
         entries.append(_png(out_dir, f"demo/{i}", overlay(f.x_test[i, 0], d["cam"][j]),
-                            f"Test image #{i}, a {names[f.y_test[i]]}, with its Grad-CAM map for class "
+                            f"Test image #{i}, {with_article(names[f.y_test[i]])}, with its Grad-CAM map for class "
                             f"{names[c]}", f"#{i}: says {names[c]}, {100 * d['proba'][j].max():.1f} %"))
     return entries
 

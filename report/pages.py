@@ -27,6 +27,7 @@ from pygments.lexers import PythonLexer
 from cnn.errors import UserError
 
 from .mathtex import MathRenderer
+from .words import with_article
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKDOWN_EXTENSIONS = ["toc", "tables", "attr_list", "admonition", "md_in_html", "footnotes",
@@ -128,7 +129,7 @@ def gather_pages(content_dir):
 def chapter_environment():
     """The chapters' Jinja2: sandboxed (a chapter cannot reach Python's internals), strict, autoescaped."""
     env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True, keep_trailing_newline=True)
-    env.filters.update(pct=_pct, num=_num, fixed=_fixed)
+    env.filters.update(pct=_pct, num=_num, fixed=_fixed, a=with_article)
     return env
 
 
@@ -218,7 +219,7 @@ class Renderer:
         self.chapter_env = chapter_environment()
         self.site_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)),
                                            undefined=jinja2.StrictUndefined, autoescape=True)
-        self.site_env.filters.update(pct=_pct, num=_num)
+        self.site_env.filters.update(pct=_pct, num=_num, a=with_article)
 
     # -- the helpers a chapter can call, bound to the page being rendered
 

@@ -48,7 +48,7 @@ from .run import conv_layer_names, log_stderr, obtain_run
 ARTIFACTS_FORMAT = 4  # 2: every file's SHA-256 in artifacts.json; 3: the explorer's scripts; 4: the lab's data
 # The code the cached analysis and figures depend on (besides the run's own, in report/run.py).
 FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "explorer.py", "export.py", "figures.py",
-                  "gradcam_figures.py", "lab.py", "trust.py")
+                  "gradcam_figures.py", "lab.py", "trust.py", "words.py")
 MODEL_SCRIPT = "trained-model.js"  # the exported network, served as static/js/trained-model.js
 SCRIPTS = (MODEL_SCRIPT, TEST_SET_SCRIPT, SNAPSHOTS_SCRIPT, LAB_DATA_SCRIPT)  # data for the pages, made with the figures
 EXPLANATION_SOURCES = ("attribution.py", "gradcam.py", "gradcheck.py")

@@ -362,3 +362,10 @@ def test_no_page_scrolls_sideways_on_a_phone(quick_site, browser):
         assert wide == []
     finally:
         browser.set_window_size(1280, 900)
+
+
+def test_class_names_get_the_article_they_are_read_with():
+    from report.words import with_article
+
+    assert [with_article(n) for n in ("1", "8", "Ankle boot", "T-shirt/top", "Bag")] == \
+        ["a 1", "an 8", "an Ankle boot", "a T-shirt/top", "a Bag"]
