@@ -249,7 +249,9 @@ function labWorker() {
     const t = $("lab-confusion");
     t.textContent = "";
     const head = t.createTHead().insertRow();
-    head.append(Object.assign(document.createElement("th"), { textContent: "", scope: "col" }));
+    const corner = Object.assign(document.createElement("th"), { scope: "col" });
+    corner.append(Object.assign(document.createElement("span"), { className: "visually-hidden", textContent: "true class, by the network's answer" }));
+    head.append(corner);
     for (const n of names) head.append(Object.assign(document.createElement("th"), { textContent: n, scope: "col" }));
     const body = t.createTBody();
     let peak = 0;
