@@ -94,7 +94,17 @@ def test_a_test_digit_from_the_picker_is_classified(quick_site, browser):
     select = Select(browser.find_element(By.ID, "samples"))
     assert len(select.options) == 21  # "choose" and the twenty test digits
     select.select_by_index(1)
-    assert browser.find_element(By.ID, "prediction").text.startswith("The network says ")
+    said = browser.find_element(By.ID, "prediction").text
+    assert said.startswith("The network says ")
+    # the test image itself, unchanged: the page's confidence is NumPy's (written into the page's data)
+    samples = browser.execute_script("return window.CNN_SAMPLES")
+    numpy = browser.execute_script("return Array.from(CNN.decodeFloats(window.CNN_SAMPLES.proba)).slice(0, 10)")
+    assert f"{100 * max(numpy):.1f} %" in said, (said, max(numpy))
+    assert said.startswith(f"The network says {samples['pred'][0]},")  # MNIST's class names are its digits
+    browser.find_element(By.ID, "clear").click()  # Clear, then the same digit again: it loads again
+    assert select.first_selected_option.get_attribute("value") == ""
+    select.select_by_index(1)
+    assert browser.find_element(By.ID, "prediction").text == said
     assert console_errors(browser) == []
 
 

@@ -95,6 +95,8 @@
     ctx.fillRect(0, 0, pad.width, pad.height);
     current = null;
     chosen = null;
+    const choose = document.getElementById("samples");
+    if (choose) choose.value = "";  // so that picking the same test digit again loads it again
     const link = document.getElementById("demo-explore");
     if (link) link.hidden = true;
     render();
@@ -116,23 +118,29 @@
     ctx.stroke();
   }
 
+  let pen = null;  // the one pointer that draws: a second finger does not join the stroke
   pad.addEventListener("pointerdown", function (e) {
     e.preventDefault();
+    if (drawing) return;
     pad.setPointerCapture(e.pointerId);
+    pen = e.pointerId;
     drawing = true;
     last = point(e);
     stroke(last, last);
     schedule();
   });
   pad.addEventListener("pointermove", function (e) {
-    if (!drawing) return;
+    if (!drawing || e.pointerId !== pen) return;
     e.preventDefault();
     const p = point(e);
     stroke(last, p);
     last = p;
     schedule();
   });
-  function stop() { drawing = false; chosen = null; schedule(); }
+  function stop(e) {
+    if (e.pointerId !== pen) return;
+    drawing = false; pen = null; chosen = null; schedule();
+  }
   pad.addEventListener("pointerup", stop);
   pad.addEventListener("pointercancel", stop);
 
@@ -254,9 +262,13 @@
     }
     sc.putImageData(img, 0, 0);
     ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(small, 0, 0, pad.width, pad.height);
+    ctx.drawImage(small, 0, 0, pad.width, pad.height);  // shown in the box, scaled up
     chosen = null;
-    classify();
+    // ...but the network gets the test image itself, as NumPy did: not the scaled-up copy prepared again
+    const input = new Float32Array(SIZE * SIZE);
+    for (let p = 0; p < SIZE * SIZE; p++) input[p] = sampleImages[i * SIZE * SIZE + p] / 255;
+    current = { input: input, result: CNN.forward(net, input) };
+    render();
     explore.href = explore.dataset.base + "#image=" + samples.indices[i];
     explore.textContent = "Test image #" + samples.indices[i] + " in the explorer, every step";
     explore.hidden = false;
