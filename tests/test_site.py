@@ -359,6 +359,12 @@ def test_no_page_scrolls_sideways_on_a_phone(quick_site, browser):
                 "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
             if width > visible:
                 wide.append((page.name, width, visible))
+            unreachable = browser.execute_script(
+                "return Array.from(document.querySelectorAll('main table')).filter(function (t) {"
+                " const b = t.parentElement.classList.contains('table-scroll') ? t.parentElement : t;"
+                " return b.scrollWidth > b.clientWidth + 1 && b.tabIndex !== 0; }).length")
+            if unreachable:  # a box that scrolls must be reachable by the keyboard
+                wide.append((page.name, unreachable, "tables that scroll but cannot be focused"))
         assert wide == []
     finally:
         browser.set_window_size(1280, 900)

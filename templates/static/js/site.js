@@ -85,3 +85,26 @@ function setUpClassPicker(picker) {
 }
 
 document.querySelectorAll(".class-picker").forEach(setUpClassPicker);
+
+// A table wider than the page scrolls inside its own box (site.css); a box that scrolls must be
+// reachable by the keyboard, so while it overflows it is a focusable, named region.
+function markScrollingTables() {
+  document.querySelectorAll("main table").forEach(function (table) {
+    const box = table.parentElement.classList.contains("table-scroll") ? table.parentElement : table;
+    const scrolls = box.scrollWidth > box.clientWidth + 1;
+    if (scrolls && !box.hasAttribute("tabindex")) {
+      const heads = Array.from(table.querySelectorAll("th")).slice(0, 3).map(function (th) { return th.textContent.trim(); });
+      box.setAttribute("tabindex", "0");
+      box.setAttribute("role", "region");
+      if (!box.hasAttribute("aria-label")) box.setAttribute("aria-label", "Table" + (heads.filter(Boolean).length ? ": " + heads.filter(Boolean).join(", ") : "") + " (scrolls sideways)");
+      box.dataset.madeFocusable = "";
+    } else if (!scrolls && "madeFocusable" in box.dataset) {
+      box.removeAttribute("tabindex");
+      box.removeAttribute("role");
+      box.removeAttribute("aria-label");
+      delete box.dataset.madeFocusable;
+    }
+  });
+}
+markScrollingTables();
+window.addEventListener("resize", markScrollingTables);
