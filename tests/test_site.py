@@ -333,6 +333,14 @@ def test_the_class_picker_changes_the_map_in_chromium(quick_site, browser):
     assert now[0].find_element(By.TAG_NAME, "img").get_attribute("src") != \
         first.find_element(By.TAG_NAME, "img").get_attribute("src")
     assert other.get_attribute("aria-pressed") == "true"
+    # one Tab stop for the row: the pressed button; the arrow keys move along it and press
+    from selenium.webdriver.common.keys import Keys
+
+    assert [b.get_attribute("tabindex") for b in buttons].count("0") == 1 and other.get_attribute("tabindex") == "0"
+    other.send_keys(Keys.ARROW_RIGHT)
+    after = buttons[(buttons.index(other) + 1) % len(buttons)]
+    assert after.get_attribute("aria-pressed") == "true" and browser.switch_to.active_element == after
+    assert shown()[0].get_attribute("data-class") == str((buttons.index(other) + 1) % len(buttons))
     assert console_errors(browser) == []
     assert screenshot_is_not_blank(browser.get_screenshot_as_png())
 

@@ -86,6 +86,33 @@ function setUpClassPicker(picker) {
 
 document.querySelectorAll(".class-picker").forEach(setUpClassPicker);
 
+// A row of class buttons is one Tab stop: Tab reaches the pressed button, the arrow keys (and
+// Home, End) move along the row and press the button they reach.
+function setUpButtonRow(row) {
+  const buttons = function () { return Array.from(row.querySelectorAll(":scope > button")); };
+  function settle() {
+    const all = buttons();
+    const current = all.find(function (b) { return b.getAttribute("aria-pressed") === "true"; }) || all[0];
+    all.forEach(function (b) { b.tabIndex = b === current ? 0 : -1; });
+  }
+  row.addEventListener("keydown", function (e) {
+    const all = buttons(), at = all.indexOf(document.activeElement);
+    if (at < 0) return;
+    const to = { ArrowRight: at + 1, ArrowDown: at + 1, ArrowLeft: at - 1, ArrowUp: at - 1, Home: 0, End: all.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = all[(to + all.length) % all.length];
+    next.click();
+    next.focus();
+    settle();
+  });
+  row.addEventListener("click", settle);
+  new MutationObserver(settle).observe(row, { subtree: true, attributes: true, attributeFilter: ["aria-pressed"], childList: true });
+  settle();
+}
+
+document.querySelectorAll(".picker-buttons").forEach(setUpButtonRow);
+
 // A table wider than the page scrolls inside its own box (site.css); a box that scrolls must be
 // reachable by the keyboard, so while it overflows it is a focusable, named region.
 function markScrollingTables() {
