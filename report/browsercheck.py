@@ -119,6 +119,7 @@ def explorer_selftest(scripts, header, docs, timeout=600):
             meta = dict(header, files=[[position, "reference-network.js"]])
             (tmp / "reference.js").write_text(f"window.EXPLORER_REFERENCE = {json.dumps(meta)};\n")
             tags = [Path(p).resolve().as_uri() for p in scripts] + ["reference.js",
+                                                                    (HERE / "selftest_compare.js").as_uri(),
                                                                     (HERE / "explorer_selftest.js").as_uri()]
             (tmp / "selftest.html").write_text(
                 HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
@@ -256,7 +257,8 @@ def lab_selftest(engine, reference, timeout=300):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "reference.js").write_text(f"window.LAB_REFERENCE = {json.dumps(reference)};\n")
-        tags = [Path(engine).resolve().as_uri(), "reference.js", (HERE / "lab_selftest.js").as_uri()]
+        tags = [Path(engine).resolve().as_uri(), "reference.js", (HERE / "selftest_compare.js").as_uri(),
+                (HERE / "lab_selftest.js").as_uri()]
         (tmp / "selftest.html").write_text(HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
         answer, version = evaluate_when_loaded((tmp / "selftest.html").as_uri(), wait, timeout)
     if answer is None:

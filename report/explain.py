@@ -91,7 +91,8 @@ def explain(config, run, data, proba, rngs):
     ig = {"black": np.zeros_like(xg), "blurred": blur(xg, BLUR_SIGMA)}
     ig_maps = {k: integrated_gradients(model, xg, gp, b, IG_STEPS) for k, b in ig.items()}
     # completeness: the attributions add up to y^c(x) - y^c(baseline), up to the midpoint rule's error
-    target = {k: class_scores(model, xg, gp) - class_scores(model, b, gp) for k, b in ig.items()}
+    score = class_scores(model, xg, gp)
+    target = {k: score - class_scores(model, b, gp) for k, b in ig.items()}
     gaps = {k: np.abs(ig_maps[k].sum(axis=(1, 2, 3)) - target[k]) / np.maximum(np.abs(target[k]), 1e-12) for k in ig}
     methods = {
         "saliency": saliency(model, xg, gp),
@@ -101,9 +102,9 @@ def explain(config, run, data, proba, rngs):
         "gradcampp": grad_cam_plus_plus(model, xg, gp, last),
         "scorecam": score_cam(fast, xg, gp, last),
         "smoothgrad": smoothgrad(model, xg, gp, rngs["gallery"], SMOOTHGRAD_SAMPLES, SMOOTHGRAD_NOISE),
-        # integrated gradients, positive part summed over the input channels, from a black and a blurred image
-        "ig-black": np.maximum(ig_maps["black"].sum(axis=1), 0),
-        "ig-blurred": np.maximum(ig_maps["blurred"].sum(axis=1), 0),
+        # integrated gradients from a black and a blurred image
+        "ig-black": trust.evidence_map(ig_maps["black"]),
+        "ig-blurred": trust.evidence_map(ig_maps["blurred"]),
         **others,
     }
     timings["gallery_explanations"] = time.perf_counter() - start

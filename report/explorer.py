@@ -33,7 +33,7 @@ from cnn.model import fold_batchnorm
 from .explain import chunked
 from .export import export_layers
 from .memory import release_freed_memory
-from .trust import BLUR_SIGMA, IG_STEPS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES
+from .trust import BLUR_SIGMA, IG_STEPS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES, evidence_map
 
 TEST_SET_SCRIPT = "test-set.js"
 SNAPSHOTS_SCRIPT = "snapshots.js"
@@ -161,7 +161,7 @@ def method_reference(net, x, rng):
     net = page_arithmetic(net)
     x = x.astype(np.float64)
     draws = rng.standard_normal((SMOOTHGRAD_SAMPLES,) + x.shape).astype(np.float32).astype(np.float64)  # as the page gets them
-    ig = lambda b: np.maximum(integrated_gradients(net, x, c, b, IG_STEPS).sum(axis=1), 0)
+    ig = lambda b: evidence_map(integrated_gradients(net, x, c, b, IG_STEPS))
     return {"classes": c.astype(float), "draws": draws, "steps": IG_STEPS, "sigma": BLUR_SIGMA,
             "samples": SMOOTHGRAD_SAMPLES, "noise": SMOOTHGRAD_NOISE,
             "gradcampp": {layer: grad_cam_plus_plus(net, x, c, layer) for layer in block_outputs(net)},

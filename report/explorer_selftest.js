@@ -11,21 +11,7 @@
   const out = document.getElementById("result");
   const docs = (window.CNN_SNAPSHOTS || []).concat([window.CNN_MODEL]);
   const meta = window.EXPLORER_REFERENCE;
-  const worst = {};
-  let compared = 0;
-
-  function compare(kind, js, ref) {
-    let scale = 0, diff = 0;
-    for (let i = 0; i < ref.length; i++) {
-      scale = Math.max(scale, Math.abs(ref[i]));
-      diff = Math.max(diff, Math.abs(js[i] - ref[i]));
-    }
-    const rel = scale > 0 ? diff / scale : diff;
-    const w = worst[kind] || (worst[kind] = { abs: 0, rel: 0 });
-    if (!(diff <= w.abs)) w.abs = diff;  // NaN counts as worst
-    if (!(rel <= w.rel)) w.rel = rel;
-    compared += 1;
-  }
+  const differences = Differences(), compare = differences.compare;
 
   function load(src) {
     return new Promise(function (resolve, reject) {
@@ -37,23 +23,12 @@
     });
   }
 
-  // A whole map's difference: the summed absolute difference over the summed absolute map. For the
-  // methods that add up 25 or 32 gradients: at one of those points a ReLU or a max pool whose input
-  // sits within rounding of a tie can send one pixel's gradient elsewhere under any other rounding
-  // (NumPy in float32 and in float64 differed so), which moves a pixel or two by ~1e-4 and the map
-  // as a whole by far less. The largest single-pixel difference is reported beside it.
-  function compareMap(kind, js, ref) {
-    let diff = 0, size = 0, peak = 0;
-    for (let i = 0; i < ref.length; i++) {
-      diff += Math.abs(js[i] - ref[i]); size += Math.abs(ref[i]);
-      peak = Math.max(peak, Math.abs(js[i] - ref[i]));
-    }
-    const whole = size > 0 ? diff / size : diff;
-    const w = worst[kind] || (worst[kind] = { abs: 0, rel: 0, pixel: 0 });
-    if (!(whole <= w.abs)) { w.abs = whole; w.rel = whole; }  // NaN counts as worst
-    if (!(peak <= w.pixel)) w.pixel = peak;
-    compared += 1;
-  }
+  // Integrated gradients and SmoothGrad add up 25 or 32 gradients: at one of those points a ReLU or
+  // a max pool whose input sits within rounding of a tie can send one pixel's gradient elsewhere
+  // under any other rounding (NumPy in float32 and in float64 differed so), which moves a pixel or
+  // two by ~1e-4 and the map as a whole by far less. Their maps are compared whole
+  // (differences.compareWhole), the largest pixel reported beside.
+  const compareMap = differences.compareWhole;
 
   // The methods that take many passes, for the first few images and the class NumPy predicts:
   // Grad-CAM++ and Score-CAM at every conv layer, integrated gradients from a black and a blurred
@@ -116,8 +91,8 @@
       if (ref.methods) methods(net, images, ref.methods);
       delete window.EXPLORER_REFERENCE_EPOCH;
     }
-    out.textContent = JSON.stringify({ worst: worst, compared: compared, networks: meta.files.length, images: n,
-                                       classes: k, seconds: (performance.now() - t0) / 1000 });
+    out.textContent = JSON.stringify(Object.assign(differences.result(), { networks: meta.files.length, images: n,
+                                                                           classes: k, seconds: (performance.now() - t0) / 1000 }));
     out.dataset.status = "done";
   }
 

@@ -215,6 +215,16 @@ TRUST_COLOURS = {"Grad-CAM": "#c44e52", "Grad-CAM++": "#e17c05", "Score-CAM": "#
                  "random": "#888888"}
 
 
+def _own_scale(ax, m):
+    """A non-negative map on its own scale: 0 to its largest value (or to 1 if it is all 0)."""
+    ax.imshow(m, cmap=MAPS, vmin=0, vmax=m.max() if m.max() > 0 else 1)
+
+
+def _column_title(name):
+    """A method's name over a narrow column: on two lines if it is long."""
+    return name.replace(" ", "\n", 1) if len(name) > 10 else name
+
+
 def _method_line(name):
     return dict(color=TRUST_COLOURS.get(name, INK), lw=1.2 if name == "random" else 1.5,
                 ls="--" if name == "random" else "-")
@@ -267,11 +277,11 @@ def trust_methods(f, out_dir):
         axes[r, 0].set_ylabel(f"#{images[r]}", fontsize=7)
         for j, name in enumerate(names):
             m = examples[name][r]
-            axes[r, j + 1].imshow(m, cmap=MAPS, vmin=0, vmax=m.max() if m.max() > 0 else 1)
+            _own_scale(axes[r, j + 1], m)
         for ax in axes[r]:
             _blank(ax)
     for j, title in enumerate(["input"] + names):
-        axes[0, j].set_title(title.replace(" ", "\n", 1) if len(title) > 10 else title, fontsize=6.5)
+        axes[0, j].set_title(_column_title(title), fontsize=6.5)
     return _entry(fig, out_dir, "trust-methods",
                   f"Maps of {shown} test images ({', '.join('#' + str(i) for i in images[:shown])}) under each of "
                   f"the {len(names)} methods: {', '.join(names)}.",
@@ -292,11 +302,11 @@ def trust_data(f, out_dir):
             for k, label in enumerate(("trained", "shuffled")):
                 ax = axes[2 * r + k, j]
                 m = data_maps[name][k, r]
-                ax.imshow(m, cmap=MAPS, vmin=0, vmax=m.max() if m.max() > 0 else 1)
+                _own_scale(ax, m)
                 _blank(ax)
                 if j == 0:
                     ax.set_ylabel(f"#{images[r]}\n{label}", fontsize=7)
-        axes[0, j].set_title(name.replace(" ", "\n", 1) if len(name) > 10 else name, fontsize=6.5)
+        axes[0, j].set_title(_column_title(name), fontsize=6.5)
     return _entry(fig, out_dir, "trust-data",
                   f"Maps of {shown} test images under each method, for the trained network and for the network "
                   f"trained on shuffled labels, one above the other: {', '.join(names)}.",
@@ -375,7 +385,7 @@ def trust_examples(f, out_dir):
     for r, (name, j) in enumerate(rows):
         for s, ax in enumerate(axes[r]):
             m = maps[name][s][j]
-            ax.imshow(m, cmap=MAPS, vmin=0, vmax=m.max() if m.max() > 0 else 1)
+            _own_scale(ax, m)
             _blank(ax)
             if r == 0:
                 ax.set_title(stages[s], fontsize=7)

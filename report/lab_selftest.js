@@ -9,28 +9,7 @@
 (function () {
   const out = document.getElementById("result");
   const ref = window.LAB_REFERENCE;
-  const worst = {};
-  let compared = 0;
-
-  function decode(b64) {
-    const text = atob(b64), bytes = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-    return new Float32Array(bytes.buffer);
-  }
-
-  function compare(kind, js, numpy) {
-    let scale = 0, diff = 0;
-    if (js.length !== numpy.length) throw new Error(kind + ": " + js.length + " values against NumPy's " + numpy.length);
-    for (let i = 0; i < numpy.length; i++) {
-      scale = Math.max(scale, Math.abs(numpy[i]));
-      diff = Math.max(diff, Math.abs(js[i] - numpy[i]));
-    }
-    const rel = scale > 0 ? diff / scale : diff;
-    const w = worst[kind] || (worst[kind] = { abs: 0, rel: 0 });
-    if (!(diff <= w.abs)) w.abs = diff;  // NaN counts as worst
-    if (!(rel <= w.rel)) w.rel = rel;
-    compared += 1;
-  }
+  const differences = Differences(), compare = differences.compare, decode = differences.decode;
 
   try {
     const t0 = performance.now();
@@ -56,7 +35,7 @@
       for (const key in run.after) compare(key.indexOf("running") >= 0 ? "running statistics" : "parameters after 3 steps",
                                            state[key], decode(run.after[key]));
     }
-    out.textContent = JSON.stringify({ worst: worst, compared: compared, seconds: (performance.now() - t0) / 1000 });
+    out.textContent = JSON.stringify(Object.assign(differences.result(), { seconds: (performance.now() - t0) / 1000 }));
     out.dataset.status = "done";
   } catch (e) {
     out.textContent = String(e && e.stack || e);

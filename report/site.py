@@ -49,6 +49,7 @@ ARTIFACTS_FORMAT = 4  # 2: every file's SHA-256 in artifacts.json; 3: the explor
 # The code the cached analysis and figures depend on (besides the run's own, in report/run.py).
 FIGURE_SOURCES = ("config.py", "context.py", "explain.py", "explorer.py", "export.py", "figures.py",
                   "gradcam_figures.py", "lab.py", "trust.py", "words.py")
+HERE = Path(__file__).resolve().parent
 MODEL_SCRIPT = "trained-model.js"  # the exported network, served as static/js/trained-model.js
 SCRIPTS = (MODEL_SCRIPT, TEST_SET_SCRIPT, SNAPSHOTS_SCRIPT, LAB_DATA_SCRIPT)  # data for the pages, made with the figures
 EXPLANATION_SOURCES = ("attribution.py", "gradcam.py", "gradcheck.py")
@@ -453,25 +454,22 @@ def _explorer_selftest(site_dir, run, data, config, log):
             "(median) " + ", ".join(f"{k} {v:.0f} ms" for k, v in timing["redraw_ms"].items()))
     else:
         log(f"browser: explorer timings not measured: {timing['reason']}")
-    code = hashlib.sha256(b"".join(p.read_bytes() for p in (js / "cnn.js", ROOT / "report" / "explorer_selftest.js")))
-    key = digest("explorer-selftest", run.key, code.hexdigest(), EXPLORER_TOLERANCE, browser_version(),
+    key = digest("explorer-selftest", run.key, _files_hash([js / "cnn.js", HERE / "explorer_selftest.js",
+                                                            HERE / "selftest_compare.js"]),
+                 EXPLORER_TOLERANCE, browser_version(),
                  source_hash("report", names=("browsercheck.py", "explorer.py", "export.py")))[:20]
-    stored = Path(config.cache_dir) / "browser" / f"{key}.json"
-    try:
-        check = json.loads(stored.read_text())
-        if not (isinstance(check, dict) and check.get("measured") is True and isinstance(check.get("worst"), dict)
-                and {"passed", "compared", "images", "classes", "networks", "seconds"} <= set(check)):
-            raise ValueError(f"{stored} is not a record of a self-test")
-        log(f"browser: reusing the explorer self-test of this network and code ({stored})")
-    except (OSError, ValueError):
+
+    def run_it():
         header, docs = selftest_reference(page_networks(run), data, config.rngs()["explorer"])
         check = explorer_selftest([js / MODEL_SCRIPT, js / SNAPSHOTS_SCRIPT, js / "cnn.js"], header, docs)
-        if check["measured"]:
-            check["tolerance"] = EXPLORER_TOLERANCE
-            check["passed"] = bool(_largest(check) <= EXPLORER_TOLERANCE)  # false for NaN too
-            stored.parent.mkdir(exist_ok=True)
-            with atomic_file(stored) as tmp:
-                tmp.write_text(json.dumps(check, sort_keys=True))
+        return _judged(check, EXPLORER_TOLERANCE), check["measured"]
+
+    check, reused = _kept_check(
+        Path(config.cache_dir) / "browser" / f"{key}.json", run_it,
+        lambda c: c.get("measured") is True and isinstance(c.get("worst"), dict)
+        and {"passed", "compared", "images", "classes", "networks", "seconds"} <= set(c))
+    if reused:
+        log(f"browser: reusing the explorer self-test of this network and code ({reused})")
     if not check["measured"]:
         log(f"browser: explorer self-test not measured: {check['reason']}")
     else:
@@ -494,29 +492,21 @@ def _lab_check(site_dir, reference, config, log):
     build that changed them runs them again."""
     js = Path(site_dir) / "static" / "js"
     seconds = 5 if config.quick else LAB_BENCH_SECONDS
-    code = hashlib.sha256(b"".join(p.read_bytes() for p in (js / "lab-engine.js", js / "lab.js", js / LAB_DATA_SCRIPT,
-                                                            ROOT / "report" / "lab_selftest.js")))
-    key = digest("lab-check", code.hexdigest(), LAB_TOLERANCE, seconds, browser_version(),
-                 source_hash("report", names=("browsercheck.py", "lab.py")))[:20]
-    stored = Path(config.cache_dir) / "browser" / f"lab-{key}.json"
-    try:
-        check = json.loads(stored.read_text())
-        if not (isinstance(check, dict) and check.get("selftest", {}).get("measured") is True
-                and check.get("bench", {}).get("measured") is True):
-            raise ValueError(f"{stored} is not a record of the lab's checks")
-        log(f"browser: reusing the lab's checks of this code ({stored})")
-    except (OSError, ValueError, AttributeError):
-        test = lab_selftest(js / "lab-engine.js", float32_base64(reference))
-        if test["measured"]:
-            test["tolerance"] = LAB_TOLERANCE
-            test["passed"] = bool(_largest(test) <= LAB_TOLERANCE)
+    key = digest("lab-check", _files_hash([js / "lab-engine.js", js / "lab.js", js / LAB_DATA_SCRIPT,
+                                           HERE / "lab_selftest.js", HERE / "selftest_compare.js"]),
+                 LAB_TOLERANCE, seconds, browser_version(), source_hash("report", names=("browsercheck.py", "lab.py")))[:20]
+
+    def run_it():
+        test = _judged(lab_selftest(js / "lab-engine.js", float32_base64(reference)), LAB_TOLERANCE)
         log(f"browser: lab: training {seconds} s with the default settings in headless Chromium")
         bench = lab_bench(Path(site_dir) / "lab.html", seconds)
-        check = {"selftest": test, "bench": bench}
-        if test["measured"] and bench["measured"]:
-            stored.parent.mkdir(exist_ok=True)
-            with atomic_file(stored) as tmp:
-                tmp.write_text(json.dumps(check, sort_keys=True))
+        return {"selftest": test, "bench": bench}, test["measured"] and bench["measured"]
+
+    measured = lambda part: isinstance(part, dict) and part.get("measured") is True
+    check, reused = _kept_check(Path(config.cache_dir) / "browser" / f"lab-{key}.json", run_it,
+                                lambda c: measured(c.get("selftest")) and measured(c.get("bench")))
+    if reused:
+        log(f"browser: reusing the lab's checks of this code ({reused})")
     test, bench = check["selftest"], check["bench"]
     if test["measured"]:
         log(f"browser: lab self-test {'passed' if test['passed'] else 'FAILED'}: {test['compared']} arrays, largest "
@@ -529,6 +519,39 @@ def _lab_check(site_dir, reference, config, log):
     else:
         log(f"browser: lab speed not measured: {bench['reason']}")
     return check
+
+
+def _files_hash(paths):
+    """SHA-256 of the files' bytes, in order: part of a cache key."""
+    return hashlib.sha256(b"".join(Path(p).read_bytes() for p in paths)).hexdigest()
+
+
+def _judged(check, tolerance):
+    """A self-test's record with its tolerance and whether it passed (false for a NaN too), if it ran."""
+    if check["measured"]:
+        check["tolerance"] = tolerance
+        check["passed"] = bool(_largest(check) <= tolerance)
+    return check
+
+
+def _kept_check(stored, make, valid):
+    """(record, where it was reused from or None) for a check kept in <cache>/browser/.
+
+    The record at `stored` is reused if it is a JSON object that valid(record) accepts; otherwise
+    make() -> (record, worth keeping) runs the check, and a record worth keeping is written
+    whole or not at all."""
+    try:
+        record = json.loads(stored.read_text())
+        if isinstance(record, dict) and valid(record):
+            return record, stored
+    except (OSError, ValueError):
+        pass
+    record, keep = make()
+    if keep:
+        stored.parent.mkdir(exist_ok=True)
+        with atomic_file(stored) as tmp:
+            tmp.write_text(json.dumps(record, sort_keys=True))
+    return record, None
 
 
 def _largest(check):

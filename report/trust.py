@@ -46,11 +46,17 @@ CHUNK = 50  # images per piece of work (a pass keeps every layer's output); the 
 SHUFFLED = {"images": 500, "epochs": 15, "batch_size": 16, "lr": 1e-3}
 
 
+def evidence_map(attributions):
+    """The map of integrated gradients' attributions (N, C, H, W) the site shows and ranks pixels by:
+    summed over the channels, positive part (where they add evidence for the class)."""
+    return np.maximum(attributions.sum(axis=1), 0)
+
+
 def integrated(blurred):
-    """Integrated gradients from a black or a blurred baseline, positive part summed over the channels."""
+    """Integrated gradients from a black or a blurred baseline, as evidence_map."""
     def fn(net, x, c, rng):
         b = blur(x, BLUR_SIGMA) if blurred else None
-        return np.maximum(integrated_gradients(net, x, c, b, IG_STEPS).sum(axis=1), 0)
+        return evidence_map(integrated_gradients(net, x, c, b, IG_STEPS))
     return fn
 
 
