@@ -355,29 +355,6 @@ def test_every_source_file_of_cnn_is_part_of_a_cache_key():
     assert not set(TRAINING_SOURCES) & set(EXPLANATION_SOURCES)
 
 
-def test_no_page_scrolls_sideways_on_a_phone(quick_site, browser):
-    """At 360 px wide, wide tables scroll inside their own box; the page itself never does."""
-    pages = sorted(quick_site.glob("*.html")) + sorted((quick_site / "gallery").glob("*.html"))[:2]
-    browser.set_window_size(360, 900)
-    try:
-        wide = []
-        for page in pages:
-            browser.get(page.as_uri())
-            width, visible = browser.execute_script(
-                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-            if width > visible:
-                wide.append((page.name, width, visible))
-            unreachable = browser.execute_script(
-                "return Array.from(document.querySelectorAll('main table')).filter(function (t) {"
-                " const b = t.parentElement.classList.contains('table-scroll') ? t.parentElement : t;"
-                " return b.scrollWidth > b.clientWidth + 1 && b.tabIndex !== 0; }).length")
-            if unreachable:  # a box that scrolls must be reachable by the keyboard
-                wide.append((page.name, unreachable, "tables that scroll but cannot be focused"))
-        assert wide == []
-    finally:
-        browser.set_window_size(1280, 900)
-
-
 def test_class_names_get_the_article_they_are_read_with():
     from report.words import with_article
 

@@ -113,25 +113,44 @@ function setUpButtonRow(row) {
 
 document.querySelectorAll(".picker-buttons").forEach(setUpButtonRow);
 
-// A table wider than the page scrolls inside its own box (site.css); a box that scrolls must be
-// reachable by the keyboard, so while it overflows it is a focusable, named region.
-function markScrollingTables() {
-  document.querySelectorAll("main table").forEach(function (table) {
-    const box = table.parentElement.classList.contains("table-scroll") ? table.parentElement : table;
+// A table or an equation wider than the page scrolls inside its own box (site.css); a box that
+// scrolls must be reachable by the keyboard, so while it overflows it is a focusable, named region.
+// The explorer fills its tables after the page loads: boxes are looked at again when main changes.
+function scrollBoxName(box) {
+  const table = box.matches("table") ? box : box.querySelector("table");
+  if (table) {
+    const heads = Array.from(table.querySelectorAll("th")).slice(0, 3).map(function (th) { return th.textContent.trim(); }).filter(Boolean);
+    return "Table" + (heads.length ? ": " + heads.join(", ") : "") + " (scrolls sideways)";
+  }
+  return "Equation (scrolls sideways)";
+}
+
+function markScrollingBoxes() {
+  document.querySelectorAll("main table, main .math-display").forEach(function (el) {
+    const box = el.matches("table") && el.parentElement.classList.contains("table-scroll") ? el.parentElement : el;
     const scrolls = box.scrollWidth > box.clientWidth + 1;
     if (scrolls && !box.hasAttribute("tabindex")) {
-      const heads = Array.from(table.querySelectorAll("th")).slice(0, 3).map(function (th) { return th.textContent.trim(); });
+      box.dataset.madeFocusable = box.hasAttribute("aria-label") ? "" : "named";
       box.setAttribute("tabindex", "0");
       box.setAttribute("role", "region");
-      if (!box.hasAttribute("aria-label")) box.setAttribute("aria-label", "Table" + (heads.filter(Boolean).length ? ": " + heads.filter(Boolean).join(", ") : "") + " (scrolls sideways)");
-      box.dataset.madeFocusable = "";
+      if (box.dataset.madeFocusable) box.setAttribute("aria-label", scrollBoxName(box));
     } else if (!scrolls && "madeFocusable" in box.dataset) {
       box.removeAttribute("tabindex");
       box.removeAttribute("role");
-      box.removeAttribute("aria-label");
+      if (box.dataset.madeFocusable) box.removeAttribute("aria-label");
       delete box.dataset.madeFocusable;
     }
   });
 }
-markScrollingTables();
-window.addEventListener("resize", markScrollingTables);
+markScrollingBoxes();
+window.addEventListener("resize", markScrollingBoxes);
+window.addEventListener("load", markScrollingBoxes);  // once the equations' images have their widths
+let scrollBoxesPending = false;
+const mainElement = document.querySelector("main");
+if (mainElement) {
+  new MutationObserver(function () {
+    if (scrollBoxesPending) return;
+    scrollBoxesPending = true;
+    requestAnimationFrame(function () { scrollBoxesPending = false; markScrollingBoxes(); });
+  }).observe(mainElement, { childList: true, subtree: true });
+}
