@@ -84,6 +84,45 @@ def test_a_drawn_stroke_gets_a_prediction_in_chromium(quick_site, browser):
     assert screenshot_is_not_blank(browser.get_screenshot_as_png())
 
 
+def _draw(browser, points):
+    """One stroke through points (x, y), in CSS pixels from the middle of the drawing box; then the
+    prepared 28 x 28 input as the page shows it, black ink on white."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.ID, "clear").click()
+    pad = browser.find_element(By.ID, "pad")
+    actions = ActionChains(browser).move_to_element_with_offset(pad, *points[0]).click_and_hold()
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for k in range(1, 6):
+            actions.move_to_element_with_offset(pad, round(x0 + (x1 - x0) * k / 5), round(y0 + (y1 - y0) * k / 5))
+    actions.release().perform()
+    time.sleep(0.2)
+    red = browser.execute_script(
+        "const c = document.getElementById('input-view');"
+        "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data).filter((v, i) => i % 4 === 0);")
+    return [1 - v / 255 for v in red]
+
+
+def test_a_drawing_gets_the_same_stroke_width_small_or_large(quick_site, browser):
+    """The strokes are drawn again with a pen in proportion to the drawing (issue: MNIST's strokes are
+    1.7-3.9 px wide; a tiny drawing used to become a blob and a huge one a hairline)."""
+    from .browser import console_errors
+
+    _open_demo(browser, quick_site)
+    widths = {}
+    for size in (15, 120):  # half the height of a one, in CSS pixels: tiny and nearly the whole box
+        ink = _draw(browser, [(0, -size), (0, size)])
+        # the ink over the length of the line: 20 px tall less a pen's width (the 2.5 px pen covers 3 columns:
+        # scaled into the 20 px box, the line's width is rounded to whole pixels)
+        widths[size] = sum(ink) / 17.5
+    assert all(1.7 <= w <= 3.9 for w in widths.values()), widths
+    assert abs(widths[15] - widths[120]) < 0.25 * widths[120], widths
+    masses = {size: sum(_draw(browser, [(-size, -size), (-size, size), (size, size)])) for size in (15, 120)}  # an L
+    assert abs(masses[15] - masses[120]) < 0.15 * masses[120], masses
+    assert console_errors(browser) == []
+
+
 def test_a_test_digit_from_the_picker_is_classified(quick_site, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select

@@ -11,6 +11,12 @@
   const colormap = Uint8Array.from(atob(window.CNN_MODEL.colormap), function (c) { return c.charCodeAt(0); });
   const SIZE = net.inputShape[1];  // 28
   const BOX = 20;  // MNIST: the digit scaled into a 20 x 20 box, then centred by its centre of mass
+  // MNIST's strokes are about 2.5 px wide in 28 x 28. A drawing is scaled by BOX over its size, so
+  // its stroke would be as thin or as thick as the reader drew it small or large: the strokes are
+  // drawn again, for the network, with a pen 1/PEN_RATIO of the size of the path it follows, which
+  // after scaling is BOX / (PEN_RATIO + 1) = 2.5 px whatever the size of the drawing.
+  const PEN_RATIO = 7;
+  const REDRAWN = 196;  // the path's longer side when it is drawn again, in pixels
 
   // ------------------------------------------------------------ the preprocessing
 
@@ -78,6 +84,37 @@
     return out;
   }
 
+  // The reader's strokes (lists of [x, y] points on the pad) drawn again, the longer side of their
+  // path scaled to REDRAWN pixels, with a pen of REDRAWN / PEN_RATIO: {ink, side} for prepare().
+  function redrawn(strokes) {
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    strokes.forEach(function (line) {
+      line.forEach(function (p) { x0 = Math.min(x0, p[0]); y0 = Math.min(y0, p[1]); x1 = Math.max(x1, p[0]); y1 = Math.max(y1, p[1]); });
+    });
+    const extent = Math.max(x1 - x0, y1 - y0);
+    const scale = extent > 0 ? REDRAWN / extent : 1, width = REDRAWN / PEN_RATIO;
+    const side = Math.ceil(REDRAWN + 2 * width);
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = side;
+    const c = canvas.getContext("2d", { willReadFrequently: true });
+    c.fillStyle = "#ffffff";
+    c.fillRect(0, 0, side, side);
+    c.strokeStyle = "#000000";
+    c.lineWidth = width;
+    c.lineCap = "round";
+    c.lineJoin = "round";
+    strokes.forEach(function (line) {
+      c.beginPath();
+      line.forEach(function (p, i) {
+        const x = width + (p[0] - x0) * scale, y = width + (p[1] - y0) * scale;
+        if (i === 0) c.moveTo(x, y); else c.lineTo(x, y);
+      });
+      if (line.length === 1) c.lineTo(width + (line[0][0] - x0) * scale, width + (line[0][1] - y0) * scale);
+      c.stroke();
+    });
+    return { ink: inkOf(c, side), side: side };
+  }
+
   // ------------------------------------------------------------ drawing
 
   const pad = document.getElementById("pad");
@@ -89,10 +126,14 @@
   const camButtons = document.getElementById("cam-classes");
   const camNote = document.getElementById("cam-note");
   let drawing = false, last = null, pending = false, chosen = null, current = null;
+  // what is on the pad: the reader's strokes, or null once a test digit is shown there (drawing on
+  // it then changes that picture, which is prepared as it is)
+  let strokes = [];
 
   function clear() {
     ctx.fillStyle = "#ffffff";
     ctx.fillRect(0, 0, pad.width, pad.height);
+    strokes = [];
     current = null;
     chosen = null;
     const choose = document.getElementById("samples");
@@ -126,6 +167,7 @@
     pen = e.pointerId;
     drawing = true;
     last = point(e);
+    if (strokes) strokes.push([last]);
     stroke(last, last);
     schedule();
   });
@@ -134,6 +176,7 @@
     e.preventDefault();
     const p = point(e);
     stroke(last, p);
+    if (strokes) strokes[strokes.length - 1].push(p);
     last = p;
     schedule();
   });
@@ -150,9 +193,9 @@
     requestAnimationFrame(function () { pending = false; classify(); });
   }
 
-  function readInk() {
-    const img = ctx.getImageData(0, 0, pad.width, pad.height).data;
-    const ink = new Float64Array(pad.width * pad.height);
+  function inkOf(c, side) {
+    const img = c.getImageData(0, 0, side, side).data;
+    const ink = new Float64Array(side * side);
     for (let i = 0; i < ink.length; i++) ink[i] = 1 - img[4 * i] / 255;  // dark ink = 1
     return ink;
   }
@@ -160,7 +203,8 @@
   // ------------------------------------------------------------ classifying and showing
 
   function classify() {
-    const input = prepare(readInk(), pad.width);
+    const drawn = strokes ? redrawn(strokes) : { ink: inkOf(ctx, pad.width), side: pad.width };
+    const input = strokes && !strokes.length ? null : prepare(drawn.ink, drawn.side);
     if (!input) { current = null; render(); return; }
     const result = CNN.forward(net, input);
     current = { input: input, result: result };
@@ -263,6 +307,7 @@
     sc.putImageData(img, 0, 0);
     ctx.imageSmoothingEnabled = true;
     ctx.drawImage(small, 0, 0, pad.width, pad.height);  // shown in the box, scaled up
+    strokes = null;
     chosen = null;
     // ...but the network gets the test image itself, as NumPy did: not the scaled-up copy prepared again
     const input = new Float32Array(SIZE * SIZE);
