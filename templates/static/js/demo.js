@@ -223,15 +223,17 @@
     c.putImageData(img, 0, 0);
   }
 
-  // The digit in grey with the heat map over it, as the site's figures draw it.
+  // The colour channel ch of a pixel with this much ink, under a heat-map value h in [0, 1]:
+  // the ink in grey, the map's colour over it, as the site's figures draw it.
+  function shade(ink, h, ch) {
+    const grey = 1 - 0.6 * ink, a = 0.75 * h, k = Math.min(255, Math.max(0, Math.round(h * 255)));
+    return Math.round(255 * ((1 - a) * grey + a * colormap[3 * k + ch] / 255));
+  }
+
   function overlay(input, heat) {
     const rgb = new Uint8ClampedArray(SIZE * SIZE * 3);
     for (let i = 0; i < SIZE * SIZE; i++) {
-      const grey = 1 - 0.6 * input[i];
-      const h = heat ? heat[i] : 0;
-      const a = 0.75 * h;
-      const k = Math.min(255, Math.max(0, Math.round(h * 255)));
-      for (let ch = 0; ch < 3; ch++) rgb[3 * i + ch] = Math.round(255 * ((1 - a) * grey + a * colormap[3 * k + ch] / 255));
+      for (let ch = 0; ch < 3; ch++) rgb[3 * i + ch] = shade(input[i], heat ? heat[i] : 0, ch);
     }
     return rgb;
   }
@@ -319,6 +321,18 @@
     explore.hidden = false;
   });
   const explore = document.getElementById("demo-explore");
+
+  // The heat map's colour key: each value as the map shows it where there is no ink (over white).
+  (function drawKey() {
+    const key = document.getElementById("cam-key");
+    if (!key) return;
+    const c = key.getContext("2d"), img = c.createImageData(key.width, 1);
+    for (let x = 0; x < key.width; x++) {
+      for (let ch = 0; ch < 3; ch++) img.data[4 * x + ch] = shade(0, x / (key.width - 1), ch);
+      img.data[4 * x + 3] = 255;
+    }
+    c.putImageData(img, 0, 0);
+  })();
 
   page.hidden = false;
   document.getElementById("demo-static").hidden = true;
