@@ -7,6 +7,12 @@ function returns the figure's entry for the chapters: its path inside the site,
 its alt text -- which says what the picture shows, with its numbers -- and a
 caption.
 
+A figure with words in it (titles, labels, ticks) is saved twice: as drawn, and
+recoloured for dark mode (``dark_variant``: a transparent background, its greys
+inverted) as <name>-dark.png, which the pages offer to a reader whose browser
+prefers a dark colour scheme. The data -- images, heat maps, coloured bars and
+curves -- keep their colours. A figure of pictures alone has no dark variant.
+
 ``render_all`` draws every figure, in ``jobs`` processes forked from the
 builder, so the arrays are shared rather than copied.
 """
@@ -26,7 +32,13 @@ from matplotlib.figure import Figure  # noqa: E402
 from .context import pretty  # noqa: E402
 from .words import with_article  # noqa: E402
 import matplotlib.patches  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.collections import Collection  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.image import AxesImage  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 DPI = 150
 STYLE = {
@@ -89,19 +101,99 @@ class FigureInputs:
 _WORKER_INPUTS = None  # in a drawing process: the FigureInputs it was started with
 
 
+def _grey(rgba):
+    """Is this colour a grey (black, white and the greys between: no hue to speak of)?"""
+    r, g, b, _ = rgba
+    return max(r, g, b) - min(r, g, b) < 0.12
+
+
+def _inverted(colour):
+    """A grey with its lightness turned over (black ink becomes light ink); any other colour as it is."""
+    rgba = to_rgba(colour)
+    return (1 - rgba[0], 1 - rgba[1], 1 - rgba[2], rgba[3]) if _grey(rgba) else rgba
+
+
+def _paper(colour):
+    """A fill on a dark page: near-white (paper) becomes transparent, so that the page shows through;
+    near-black ink becomes light; any other fill stays."""
+    rgba = to_rgba(colour)
+    if _grey(rgba) and min(rgba[:3]) > 0.9:
+        return (0, 0, 0, 0)
+    return _inverted(rgba) if _grey(rgba) and max(rgba[:3]) < 0.35 else rgba
+
+
+def _on_image(point, ax, im, renderer):
+    """Is this point (display coordinates) on a pixel of the image that is drawn (not masked)?"""
+    if not im.get_window_extent(renderer).contains(*point):
+        return False
+    data = im.get_array()
+    rows, cols = data.shape[:2]
+    x, y = ax.transData.inverted().transform(point)
+    left, right, bottom, top = im.get_extent()
+    col = int(np.floor((x - left) / (right - left) * cols))
+    if im.origin == "upper":  # row 0 at the top
+        row = int(np.floor((y - top) / (bottom - top) * rows))
+    else:
+        row = int(np.floor((y - bottom) / (top - bottom) * rows))
+    if not (0 <= row < rows and 0 <= col < cols):
+        return False
+    return not np.ma.getmaskarray(data)[row, col].any()
+
+
+def _has_words(fig):
+    return any(t.get_visible() and t.get_text().strip() for t in fig.findobj(Text))
+
+
+def dark_variant(fig):
+    """Recolour fig, in place, for a dark page: transparent paper; grey ink (text, axes, ticks, outlines,
+    grey lines) turned light. Images and coloured marks keep their colours, and so do words written
+    over an image (their colour was chosen for the image beneath)."""
+    fig.patch.set_facecolor(_paper(fig.patch.get_facecolor()))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    images = [(ax, a) for ax in fig.axes for a in ax.get_children() if isinstance(a, AxesImage)]
+    over_image = {id(t) for t in fig.findobj(Text) if t.get_text().strip()
+                  and any(_on_image(t.get_window_extent(renderer).get_points().mean(axis=0), ax, im, renderer)
+                          for ax, im in images)}
+    for artist in fig.findobj():
+        if isinstance(artist, Text):
+            if id(artist) not in over_image:
+                artist.set_color(_inverted(artist.get_color()))
+            box = artist.get_bbox_patch()
+            if box is not None:
+                box.set_facecolor(_paper(box.get_facecolor()))
+                box.set_edgecolor(_inverted(box.get_edgecolor()))
+        elif isinstance(artist, Line2D):
+            artist.set_color(_inverted(artist.get_color()))
+            artist.set_markeredgecolor(_inverted(artist.get_markeredgecolor()))
+            artist.set_markerfacecolor(_inverted(artist.get_markerfacecolor()))
+        elif isinstance(artist, Patch) and artist is not fig.patch:
+            artist.set_facecolor(_paper(artist.get_facecolor()))
+            artist.set_edgecolor(_inverted(artist.get_edgecolor()))
+        elif isinstance(artist, Collection) and artist.get_array() is None:  # not a colour-mapped mesh
+            artist.set_edgecolor([_inverted(c) for c in artist.get_edgecolor()])
+            artist.set_facecolor([_paper(c) for c in artist.get_facecolor()])
+
+
 def _save(fig, out_dir, name):
-    """Write fig as figures/<name>.png; return (site path, width, height) in CSS pixels."""
+    """Write fig as figures/<name>.png, and, if it has words in it, its dark variant as
+    figures/<name>-dark.png; return (site path, dark site path or None, width, height in CSS pixels)."""
     path = Path(out_dir) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    dark = None
+    if _has_words(fig):
+        dark_variant(fig)
+        fig.savefig(path.with_name(f"{path.stem}-dark.png"), dpi=DPI, metadata={"Software": None},
+                    facecolor=fig.patch.get_facecolor())
+        dark = f"figures/{name}-dark.png"
     w, h = fig.get_size_inches() * DPI
-    return f"figures/{name}.png", int(round(w / 1.5)), int(round(h / 1.5))
+    return f"figures/{name}.png", dark, int(round(w / 1.5)), int(round(h / 1.5))
 
 
 def _entry(fig, out_dir, name, alt, caption, **extra):
-    src, w, h = _save(fig, out_dir, name)
+    src, dark, w, h = _save(fig, out_dir, name)
     return {"name": name, "src": src, "alt": pretty(alt), "caption": pretty(caption), "width": w, "height": h,
-            **extra}
+            **({"dark": dark} if dark else {}), **extra}
 
 
 def _blank(ax):

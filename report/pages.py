@@ -230,7 +230,7 @@ class Renderer:
         def one_figure(name, caption=None, alt=None, id=None, frame=None):
             fig = self.figures[name]
             return macros.figure(fig, url(fig["src"]), Markup(fig.get("caption", "") if caption is None else caption),
-                                 alt or fig["alt"], id, frame)
+                                 alt or fig["alt"], id, frame, url(fig["dark"]) if fig.get("dark") else None)
 
         def figure(name, caption=None, alt=None, id=None):
             _known("figure", name, self.figures)

@@ -332,7 +332,7 @@ def _load_artifacts(entry):
             if required not in context:
                 raise ValueError(f"artifacts.json has no {required!r}")
         listed = set(files)
-        for name in list(SCRIPTS) + [f["src"] for f in entries.values()]:
+        for name in list(SCRIPTS) + [f[k] for f in entries.values() for k in ("src", "dark") if k in f]:
             if name not in listed:
                 raise ValueError(f"{name} is not listed in artifacts.json")
         for name, sha in files.items():

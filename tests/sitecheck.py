@@ -1,6 +1,6 @@
 """A link checker for the built site, with the standard library's HTML parser.
 
-It finds every href and src, resolves relative ones against the page, and
+It finds every href, src and srcset, resolves relative ones against the page, and
 reports targets that are missing, anchors that no element carries, paths that
 start at the root, anything the page would load from the network, and images
 without alt text.
@@ -10,7 +10,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-LOADING = {("img", "src"), ("script", "src"), ("link", "href"), ("source", "src"), ("iframe", "src")}
+LOADING = {("img", "src"), ("script", "src"), ("link", "href"), ("source", "src"), ("source", "srcset"),
+           ("iframe", "src")}
 
 
 class _Page(HTMLParser):
@@ -29,6 +30,9 @@ class _Page(HTMLParser):
         for attr in ("href", "src"):
             if attr in a and a[attr] is not None:
                 self.refs.append((tag, attr, a[attr]))
+        for candidate in (a.get("srcset") or "").split(","):  # "url [descriptor], ...": every url
+            if candidate.strip():
+                self.refs.append((tag, "srcset", candidate.split()[0]))
 
 
 def parse(path):

@@ -147,7 +147,8 @@ def test_the_figure_names_checked_before_training_are_the_ones_a_build_draws(qui
 
     fixed, series = names_before_training(conv_layer_names())
     figures = quick_site / "figures"
-    drawn = {p.relative_to(figures).with_suffix("").as_posix() for p in figures.rglob("*.png")}
+    dark = lambda p: p.stem.endswith("-dark") and p.with_name(p.stem[: -len("-dark")] + ".png").exists()
+    drawn = {p.relative_to(figures).with_suffix("").as_posix() for p in figures.rglob("*.png") if not dark(p)}
     drawn_fixed = {n for n in drawn if "/" not in n and not n.startswith("acts-")}
     assert drawn_fixed <= fixed, "a figure with a constant name that check_chapters does not know"
     assert fixed - drawn_fixed <= {"gradcam-blank"}, "check_chapters knows a name the build never draws"
@@ -360,3 +361,53 @@ def test_class_names_get_the_article_they_are_read_with():
 
     assert [with_article(n) for n in ("1", "8", "Ankle boot", "T-shirt/top", "Bag")] == \
         ["a 1", "an 8", "an Ankle boot", "a T-shirt/top", "a Bag"]
+
+
+def test_the_dark_variant_turns_ink_light_and_keeps_the_data_colours():
+    import numpy as np
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    from report.figures import dark_variant
+
+    fig = Figure(figsize=(4, 2))
+    ax, bars = fig.subplots(1, 2)
+    image = ax.imshow(np.zeros((4, 4)), cmap="gray")
+    over = ax.text(1.5, 1.5, "0.42", color="white")  # chosen for the black image beneath
+    title = ax.set_title("a title")
+    bar = bars.bar([0, 1], [1, 2], color="#c44e52", edgecolor="black")[0]
+    line = bars.axhline(1, color="black")
+    dark_variant(fig)
+    assert fig.patch.get_facecolor()[3] == 0 and bars.patch.get_facecolor()[3] == 0  # the page shows through
+    assert to_rgba(title.get_color()) == (1, 1, 1, 1) and to_rgba(line.get_color()) == (1, 1, 1, 1)
+    assert to_rgba(over.get_color()) == (1, 1, 1, 1)  # not turned dark: it is over the image
+    assert bar.get_facecolor() == to_rgba("#c44e52") and bar.get_edgecolor() == (1, 1, 1, 1)
+    assert image.get_cmap().name == "gray"
+
+
+def test_dark_mode_shows_the_dark_variant_of_every_figure_with_words(quick_site, browser):
+    """Every chart has a -dark.png beside it, offered through <picture> to a dark colour scheme; a
+    figure of pictures alone (a heat-map tile) has none and needs none."""
+    from .test_accessibility import open_settled, set_scheme
+
+    pages = list(quick_site.glob("*.html")) + list((quick_site / "gallery").glob("*.html"))
+    html_text = "".join(p.read_text() for p in pages)
+    charts = {str(p.relative_to(quick_site / "figures").with_suffix("")) for p in (quick_site / "figures").rglob("*.png")
+              if p.with_name(f"{p.stem}-dark.png").exists()}
+    assert len(charts) >= 20
+    offered = set(re.findall(r'<source media="\(prefers-color-scheme: dark\)" srcset="[^"]*?figures/([^"]+)-dark\.png">',
+                             html_text))
+    assert charts <= offered
+    try:
+        for scheme in ("dark", "light"):
+            set_scheme(browser, scheme)
+            open_settled(browser, quick_site / "training.html")
+            shown = browser.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "const imgs = Array.from(document.querySelectorAll('picture img'));"
+                "imgs.forEach(function (i) { i.loading = 'eager'; });"
+                "Promise.all(imgs.map(function (i) { return i.decode().catch(function () {}); }))"
+                ".then(function () { done(imgs.map(function (i) { return i.currentSrc; })); });")
+            assert shown and all(s.endswith("-dark.png") == (scheme == "dark") for s in shown), (scheme, shown)
+    finally:
+        set_scheme(browser, None)

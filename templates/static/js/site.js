@@ -154,3 +154,10 @@ if (mainElement) {
     requestAnimationFrame(function () { scrollBoxesPending = false; markScrollingBoxes(); });
   }).observe(mainElement, { childList: true, subtree: true });
 }
+
+// A chart links to its full-size image; in dark mode, open the dark variant the page shows.
+document.addEventListener("click", function (e) {
+  const link = e.target.closest && e.target.closest("a.figure-open");
+  const img = link && link.querySelector("img");
+  if (img && img.currentSrc && img.currentSrc !== link.href) link.href = img.currentSrc;
+});
