@@ -47,6 +47,12 @@ STYLE = {
     "axes.grid": False, "figure.facecolor": "white", "savefig.facecolor": "white",
     "image.interpolation": "nearest", "font.family": "DejaVu Sans",
 }
+# A figure drawn for a phone's column: at most COLUMN inches wide (350 CSS pixels: a 360 px screen has
+# 328 px for it, so the figure shrinks by 6 % at most), its words at NARROW_PT or more (11 CSS px or more
+# on that screen). Each entry records the size of its smallest words on a 360 px screen: text_px_at_360.
+COLUMN = 3.5
+NARROW_PT = 9
+PHONE_COLUMN_PX = 328
 INK = "gray_r"  # digits as dark ink on white
 MAPS = "viridis"  # activations and other signed or positive maps
 DIVERGING = "RdBu_r"  # weights: red positive, blue negative, white zero
@@ -190,10 +196,18 @@ def _save(fig, out_dir, name):
     return f"figures/{name}.png", dark, int(round(w / 1.5)), int(round(h / 1.5))
 
 
+def _smallest_words_px(fig, width):
+    """The size, in CSS pixels on a 360 px screen, of the smallest words in fig (None if it has none)."""
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    if not sizes:
+        return None
+    return round(min(sizes) * DPI / 72 / 1.5 * min(1.0, PHONE_COLUMN_PX / width), 1)
+
+
 def _entry(fig, out_dir, name, alt, caption, **extra):
     src, dark, w, h = _save(fig, out_dir, name)
     return {"name": name, "src": src, "alt": pretty(alt), "caption": pretty(caption), "width": w, "height": h,
-            **({"dark": dark} if dark else {}), **extra}
+            "text_px_at_360": _smallest_words_px(fig, w), **({"dark": dark} if dark else {}), **extra}
 
 
 def _blank(ax):

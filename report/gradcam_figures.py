@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from .figures import (C_ACCENT, C_TEST, C_TRAIN, DIVERGING, INK, MAPS, _blank, _entry)
+from .figures import (C_ACCENT, C_TEST, C_TRAIN, COLUMN, DIVERGING, INK, MAPS, NARROW_PT, _blank, _entry)
 from .words import with_article
 
 HEAT = "turbo"  # the heat map over the digit
@@ -99,18 +99,20 @@ def gallery_item(f, out_dir, g):
 
 
 def _probabilities(out_dir, base, image, probs, item, names):
-    fig = Figure(figsize=(6.2, 2.2), layout="constrained")
-    a1, a2 = fig.subplots(1, 2, width_ratios=[1, 2.6])
+    fig = Figure(figsize=(COLUMN, 2.1), layout="constrained")
+    a1, a2 = fig.subplots(1, 2, width_ratios=[1, 2.3])
     a1.imshow(image, cmap=INK, vmin=0, vmax=1)
-    a1.set_title(f"#{item['index']}, labelled {names[item['label']]}")
+    a1.set_title(f"#{item['index']}\nlabelled {names[item['label']]}", fontsize=NARROW_PT)
     _blank(a1)
     colours = [C_TEST if k == item["pred"] else "#b9c3d3" for k in range(len(probs))]
     a2.bar(range(len(probs)), 100 * np.asarray(probs), color=colours)
-    a2.set_xticks(range(len(probs)), names, rotation=30 if max(map(len, names)) > 2 else 0)
-    a2.set_ylim(0, 105)
-    a2.set_ylabel("probability (%)")
+    a2.set_xticks(range(len(probs)), names, rotation=90 if max(map(len, names)) > 2 else 0)
+    a2.tick_params(labelsize=NARROW_PT)
+    a2.set_ylim(0, 118)
+    a2.set_yticks([0, 50, 100])
+    a2.set_ylabel("probability (%)", fontsize=NARROW_PT)
     p = item["probabilities"][item["pred"]]
-    a2.text(item["pred"], 100 * p + 2, f"{100 * p:.1f} %", ha="center", fontsize=7)
+    a2.text(item["pred"], 100 * p + 3, f"{100 * p:.1f} %", ha="center", fontsize=NARROW_PT)
     second = int(np.argsort(probs)[-2])
     return _entry(fig, out_dir, f"{base}/probs",
                   f"Test image #{item['index']}, labelled {names[item['label']]}, and the network's probabilities: "
@@ -119,45 +121,54 @@ def _probabilities(out_dir, base, image, probs, item, names):
 
 
 def _feature_grid(out_dir, name, maps, cmap, label, alt, caption):
-    """All maps in one image: tiles of H x W in rows of 8, one pixel apart, numbered, on one colour scale.
+    """All maps in one image: tiles of H x W in rows of 8, numbered, on one colour scale, in a phone's column.
 
     One mosaic in one axes rather than one axes per map: the same picture, drawn many times faster."""
     k, h, w = maps.shape
     cols = 8
     rows = -(-k // cols)
+    tile = (COLUMN - 0.75) / cols  # inches per tile, the colour bar beside them
+    gap = 2  # pixels of the maps between two tiles side by side
+    over = int(np.ceil(NARROW_PT * 1.35 / (tile * 72 / w))) + 1  # ... and above a tile, room for its number
     lim = float(np.abs(maps).max()) or 1.0
     lo = -lim if cmap == DIVERGING else 0.0
-    mosaic = np.full((rows * (h + 2) - 2, cols * (w + 2) - 2), np.nan)  # NaN: the gaps between tiles
+    mosaic = np.full((rows * (h + over), cols * (w + gap) - gap), np.nan)  # NaN: the gaps between tiles
     for j in range(k):
         r, c = divmod(j, cols)
-        mosaic[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = maps[j]
-    fig = Figure(figsize=(cols * 0.78 + 0.7, rows * 0.84 + 0.1), layout="constrained")
+        mosaic[r * (h + over) + over : (r + 1) * (h + over), c * (w + gap) : c * (w + gap) + w] = maps[j]
+    fig = Figure(figsize=(COLUMN, rows * tile * (h + over) / (w + gap) + 0.15), layout="constrained")
     ax = fig.subplots()
     _blank(ax)
     im = ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=lo, vmax=lim, interpolation="nearest")
     for j in range(k):
         r, c = divmod(j, cols)
-        ax.text(c * (w + 2) + (w - 1) / 2, r * (h + 2) - 0.6, str(j), ha="center", va="bottom", fontsize=6.5)
-        ax.add_patch(Rectangle((c * (w + 2) - 0.5, r * (h + 2) - 0.5), w, h, fill=False, lw=0.4, ec="#8a8a8a"))
-    ax.set_ylim(rows * (h + 2) - 2.3, -2.2)
-    ax.set_xlim(-0.7, cols * (w + 2) - 2.3)
-    fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01, aspect=30, label=label)
+        top = r * (h + over) + over
+        ax.text(c * (w + gap) + (w - 1) / 2, top - 0.7, str(j), ha="center", va="bottom", fontsize=NARROW_PT)
+        ax.add_patch(Rectangle((c * (w + gap) - 0.5, top - 0.5), w, h, fill=False, lw=0.4, ec="#8a8a8a"))
+    bar = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.02, aspect=30)
+    bar.set_label(label, fontsize=NARROW_PT)
+    bar.ax.tick_params(labelsize=NARROW_PT)
     return _entry(fig, out_dir, name, alt, caption)
 
 
 def _weights(out_dir, base, w, class_name, who):
+    """The channel weights as horizontal bars, largest at the top: every channel's number readable in a
+    phone's column."""
     order = np.argsort(-w, kind="stable")
-    fig = Figure(figsize=(7.0, 2.3), layout="constrained")
+    fig = Figure(figsize=(COLUMN, 0.6 + 0.155 * len(w)), layout="constrained")
     ax = fig.subplots()
     colours = [C_ACCENT if v > 0 else C_TRAIN for v in w[order]]
     marked = {0, 1, 2, len(w) - 3, len(w) - 2, len(w) - 1}  # the three largest and three most negative
-    ax.bar(range(len(w)), w[order], color=colours, edgecolor=["black" if j in marked else "none" for j in range(len(w))],
-           linewidth=0.9)
-    ax.axhline(0, color="black", lw=0.6)
-    ax.set_xticks(range(len(w)), [str(j) for j in order], fontsize=6)
-    ax.set_xlabel("channel k, sorted by its weight (outlined: the three largest and the three most negative)")
-    ax.set_ylabel(r"$\alpha_k$")
-    ax.margins(y=0.15)
+    ax.barh(range(len(w)), w[order], color=colours, height=0.75,
+            edgecolor=["black" if j in marked else "none" for j in range(len(w))], linewidth=0.9)
+    ax.axvline(0, color="black", lw=0.6)
+    ax.set_yticks(range(len(w)), [str(j) for j in order])
+    ax.set_ylim(len(w) - 0.4, -0.6)
+    ax.tick_params(labelsize=NARROW_PT)
+    ax.set_ylabel("channel k, sorted by weight", fontsize=NARROW_PT)
+    ax.set_xlabel(r"weight $\alpha_k$ (outlined: the three largest and the three most negative)", fontsize=NARROW_PT,
+                  wrap=True)
+    ax.margins(x=0.08)
     positive = int((w > 0).sum())
     return _entry(fig, out_dir, f"{base}/weights",
                   f"Bar chart of the {len(w)} channel weights alpha_k for class {class_name}, {who}, sorted: "
@@ -170,19 +181,22 @@ def _weights(out_dir, base, w, class_name, who):
 
 def steps_figure(out_dir, name, image, weighted, cam, normalized, class_name, who):
     """Weighted sum before and after the ReLU, the upsampled map, the overlay."""
-    fig = Figure(figsize=(8.2, 2.35), layout="constrained")
-    axes = fig.subplots(1, 4)
+    fig = Figure(figsize=(COLUMN, 3.75), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
     lim = float(np.abs(weighted).max()) or 1.0
     im = axes[0].imshow(weighted, cmap=DIVERGING, vmin=-lim, vmax=lim)
-    axes[0].set_title(r"$\sum_k \alpha_k A^k$ (before ReLU)")
-    fig.colorbar(im, ax=axes[0], shrink=0.8)
+    axes[0].set_title("1. weighted sum\n" r"$\sum_k \alpha_k A^k$", fontsize=NARROW_PT)
+    bars = [fig.colorbar(im, ax=axes[0], shrink=0.85, aspect=15)]
     im = axes[1].imshow(cam, cmap=MAPS, vmin=0, vmax=float(cam.max()) if cam.max() > 0 else 1.0)
-    axes[1].set_title("after the ReLU")
-    fig.colorbar(im, ax=axes[1], shrink=0.8)
+    axes[1].set_title("2. after the ReLU\n", fontsize=NARROW_PT)
+    bars.append(fig.colorbar(im, ax=axes[1], shrink=0.85, aspect=15))
+    for bar in bars:
+        bar.ax.tick_params(labelsize=NARROW_PT)
+        bar.ax.locator_params(nbins=4)
     axes[2].imshow(normalized, cmap=MAPS, vmin=0, vmax=1, interpolation="nearest")
-    axes[2].set_title("upsampled, normalised")
+    axes[2].set_title("3. upsampled,\nnormalised", fontsize=NARROW_PT)
     axes[3].imshow(overlay(image, normalized))
-    axes[3].set_title("over the input")
+    axes[3].set_title("4. over the input", fontsize=NARROW_PT)
     for ax in axes:
         _blank(ax)
     h, w = weighted.shape

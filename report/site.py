@@ -127,7 +127,7 @@ def _build(config, log, templates_dir, memory):
                     # explorer's reference, made next, leaves this process a few hundred MB larger)
                     lab_check = _lab_check(tmp, lab_ref, config, log)
                     explorer_check = _explorer_selftest(tmp, run, data, config, log)
-                record = run_record(config, context, run, drawn, timings, tmp)
+                record = run_record(config, context, run, drawn, timings, tmp, figure_entries)
                 record["browser"] = browser
                 record["explorer"] = dict(context["explorer"], **explorer_check)
                 record["lab"] = dict({k: v for k, v in context["lab"].items() if k != "presets"}, **lab_check)
@@ -386,7 +386,7 @@ def write_site(out, pages, context, figure_entries, figure_dir, templates_dir):
     (out / ".nojekyll").write_text("")
 
 
-def run_record(config, context, run, drawn, timings, site_dir):
+def run_record(config, context, run, drawn, timings, site_dir, figure_entries):
     files = [p for p in Path(site_dir).rglob("*") if p.is_file()]
     m = context["metrics"]
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -413,11 +413,23 @@ def run_record(config, context, run, drawn, timings, site_dir):
                                 "seconds": dict(context["explain"]["trust"]["timings"],
                                                 cascade=context["explain"]["timings"]["randomization"])},
         "site": {"files": len(files) + 1, "bytes": sum(p.stat().st_size for p in files)},  # run.json aside
+        # the smallest words of each figure, in CSS pixels on a 360 px screen (readable: 11 or more)
+        "figure_text_on_a_phone": _phone_text(figure_entries),
         "verdict": context["verdict"],
         # peak resident memory of this process and of the largest process it waited for (a forked child
         # counts the pages it shares with the builder); all_processes: the peak sum of Pss over the tree
         "memory_mb": {"main": round(self_kb / 1024, 1), "largest_child": round(children_kb / 1024, 1)},
     }
+
+
+PHONE_TEXT_PX = 11  # the smallest readable chart text on a 360 px screen, in CSS pixels (issue 13)
+
+
+def _phone_text(figure_entries):
+    """How many figures with words keep them readable on a 360 px screen, and the ones that do not."""
+    sized = {n: f["text_px_at_360"] for n, f in sorted(figure_entries.items()) if f.get("text_px_at_360") is not None}
+    small = {n: px for n, px in sized.items() if px < PHONE_TEXT_PX}
+    return {"figures_with_words": len(sized), "readable": len(sized) - len(small), "too_small": small}
 
 
 def _browser_selftest(site_dir, log):

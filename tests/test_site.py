@@ -411,3 +411,12 @@ def test_dark_mode_shows_the_dark_variant_of_every_figure_with_words(quick_site,
             assert shown and all(s.endswith("-dark.png") == (scheme == "dark") for s in shown), (scheme, shown)
     finally:
         set_scheme(browser, None)
+
+
+def test_the_gallery_figures_keep_their_words_readable_on_a_phone(quick_site):
+    """Every figure of a gallery page (and the Grad-CAM chapter's) is drawn for a phone's column: its
+    smallest words are 11 CSS px or more on a 360 px screen (run.json lists the figures that are not)."""
+    phone = json.loads((quick_site / "run.json").read_text())["figure_text_on_a_phone"]
+    pages = len(list((quick_site / "gallery").glob("*.html")))
+    assert phone["readable"] >= 5 * pages
+    assert [n for n in phone["too_small"] if n.startswith(("gallery/", "gradcam-"))] == []
