@@ -17,6 +17,7 @@ curves -- keep their colours. A figure of pictures alone has no dark variant.
 builder, so the arrays are shared rather than copied.
 """
 
+import functools
 import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
@@ -53,6 +54,8 @@ STYLE = {
 COLUMN = 3.5
 NARROW_PT = 9
 PHONE_COLUMN_PX = 328
+PHONE_STYLE = {"font.size": NARROW_PT, "axes.titlesize": NARROW_PT, "axes.labelsize": NARROW_PT,
+               "xtick.labelsize": NARROW_PT, "ytick.labelsize": NARROW_PT, "legend.fontsize": NARROW_PT}
 INK = "gray_r"  # digits as dark ink on white
 MAPS = "viridis"  # activations and other signed or positive maps
 DIVERGING = "RdBu_r"  # weights: red positive, blue negative, white zero
@@ -210,6 +213,15 @@ def _entry(fig, out_dir, name, alt, caption, **extra):
             "text_px_at_360": _smallest_words_px(fig, w), **({"dark": dark} if dark else {}), **extra}
 
 
+def for_a_phone(draw):
+    """A figure function whose words are all NARROW_PT or more (it sizes itself to COLUMN)."""
+    @functools.wraps(draw)  # the same name in the module: the drawing processes find it by that name
+    def drawn(*args, **kwargs):
+        with matplotlib.rc_context(PHONE_STYLE):
+            return draw(*args, **kwargs)
+    return drawn
+
+
 def _blank(ax):
     ax.set_xticks([])
     ax.set_yticks([])
@@ -219,10 +231,12 @@ def _blank(ax):
 
 # ---------------------------------------------------------------- data
 
+@for_a_phone
 def data_samples(f, out_dir):
     x, y, names = f.x_train, f.y_train, f.class_names
     k, per = len(names), 10
-    fig = Figure(figsize=(per * 0.62, k * 0.66), layout="constrained")
+    side = (COLUMN - (0.25 if max(map(len, names)) < 3 else 0.9)) / per
+    fig = Figure(figsize=(COLUMN, k * side + 0.1), layout="constrained")
     axes = fig.subplots(k, per)
     for c in range(k):
         idx = np.flatnonzero(y == c)[:per]
@@ -230,22 +244,23 @@ def data_samples(f, out_dir):
             ax = axes[c, j]
             ax.imshow(x[i, 0], cmap=INK, vmin=0, vmax=1)
             _blank(ax)
-        axes[c, 0].set_ylabel(names[c], rotation=0, ha="right", va="center", fontsize=8)
+        axes[c, 0].set_ylabel(names[c], rotation=0, ha="right", va="center")
     return _entry(fig, out_dir, "data-samples",
                   f"A grid of real training images: {per} per class, one row for each of the {k} classes "
                   f"({', '.join(names)}).",
                   f"The first {per} training images of each class, as they are stored: 28 \u00d7 28 grey levels.")
 
 
+@for_a_phone
 def data_balance(f, out_dir):
     tr, te, names = f.train_counts, f.test_counts, f.class_names
-    fig = Figure(figsize=(6.4, 2.6), layout="constrained")
+    fig = Figure(figsize=(COLUMN, 2.8), layout="constrained")
     ax = fig.subplots()
     pos = np.arange(len(names))
     ax.bar(pos - 0.2, tr, 0.4, label=f"training ({tr.sum():,})", color=C_TRAIN)
     ax2 = ax.twinx()
     ax2.bar(pos + 0.2, te, 0.4, label=f"test ({te.sum():,})", color=C_TEST)
-    ax.set_xticks(pos, names, rotation=30 if max(map(len, names)) > 2 else 0)
+    ax.set_xticks(pos, names, rotation=90 if max(map(len, names)) > 2 else 0)
     ax.set_ylabel("training images")
     ax2.set_ylabel("test images")
     ax2.spines["right"].set_visible(True)
@@ -259,15 +274,18 @@ def data_balance(f, out_dir):
                   "How many images of each class there are in the training set (left axis) and the test set (right axis).")
 
 
+@for_a_phone
 def data_means(f, out_dir):
     x, y, names = f.x_train, f.y_train, f.class_names
     k = len(names)
-    fig = Figure(figsize=(k * 0.75, 1.05), layout="constrained")
-    axes = fig.subplots(1, k)
-    for c, ax in enumerate(axes):
-        ax.imshow(x[y == c, 0].mean(axis=0), cmap=INK, vmin=0, vmax=1)
-        ax.set_title(names[c], fontsize=8)
+    cols = int(np.ceil(k / 2))
+    fig = Figure(figsize=(COLUMN, 2 * (COLUMN / cols + 0.2)), layout="constrained")
+    axes = fig.subplots(2, cols, squeeze=False)
+    for ax in axes.flat:
         _blank(ax)
+    for c, ax in enumerate(axes.flat[:k]):
+        ax.imshow(x[y == c, 0].mean(axis=0), cmap=INK, vmin=0, vmax=1)
+        ax.set_title(names[c] if len(names[c]) < 9 else names[c].replace("/", "/\n").replace(" ", "\n"))
     return _entry(fig, out_dir, "data-means",
                   f"The average training image of each of the {k} classes: blurred but recognisable shapes.",
                   "The mean of all training images of each class: where the ink usually is.")
@@ -441,14 +459,14 @@ def conv_im2col(f, out_dir):
 
 # ---------------------------------------------------------------- training
 
+@for_a_phone
 def train_curves(f, out_dir):
     epochs = f.epochs
     e = [r["epoch"] for r in epochs]
-    fig = Figure(figsize=(7.2, 2.6), layout="constrained")
-    a1, a2 = fig.subplots(1, 2)
+    fig = Figure(figsize=(COLUMN, 4.4), layout="constrained")
+    a1, a2 = fig.subplots(2, 1, sharex=True)
     a1.plot(e, [r["train_loss"] for r in epochs], "o-", color=C_TRAIN, label="training")
     a1.plot(e, [r["val_loss"] for r in epochs], "o-", color=C_TEST, label="validation")
-    a1.set_xlabel("epoch")
     a1.set_ylabel("cross-entropy loss")
     a1.legend(frameon=False)
     a2.plot(e, [100 * r["train_accuracy"] for r in epochs], "o-", color=C_TRAIN, label="training")
@@ -467,10 +485,11 @@ def train_curves(f, out_dir):
                   "mode) and on the validation images held out of the training set.")
 
 
+@for_a_phone
 def train_steps(f, out_dir):
     steps, epochs, every = f.steps, f.epochs, f.log_every
-    fig = Figure(figsize=(7.2, 2.6), layout="constrained")
-    a1, a2 = fig.subplots(1, 2, width_ratios=[2, 1])
+    fig = Figure(figsize=(COLUMN, 4.2), layout="constrained")
+    a1, a2 = fig.subplots(2, 1, height_ratios=[3, 2])
     if steps:
         a1.plot([s[1] for s in steps], [s[2] for s in steps], color=C_TRAIN, lw=1)
         a1.set_yscale("log")
@@ -485,29 +504,30 @@ def train_steps(f, out_dir):
     a2.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     desc = (f"falls from {steps[0][2]:.3f} to {steps[-1][2]:.4f}" if steps else "has too few batches to plot")
     return _entry(fig, out_dir, "train-steps",
-                  f"Left: the training loss, averaged over every {every} batches, {desc} (log scale). Right: the "
+                  f"Top: the training loss, averaged over every {every} batches, {desc} (log scale). Bottom: the "
                   f"learning rate of each epoch, from {epochs[0]['lr']:.2g} to {epochs[-1]['lr']:.2g}.",
-                  f"Left: the training loss, averaged over every {every} batches. Right: the learning rate, set "
+                  f"Top: the training loss, averaged over every {every} batches. Bottom: the learning rate, set "
                   "once per epoch by the schedule.")
 
 
+@for_a_phone
 def confusion(f, out_dir, epoch):
     rec = f.epochs[epoch - 1]
     cm = np.array(rec["confusion"])
     names = f.class_names
-    fig = Figure(figsize=(4.4, 3.9), layout="constrained")
+    fig = Figure(figsize=(COLUMN, COLUMN + (0.9 if max(map(len, names)) > 2 else 0.1)), layout="constrained")
     ax = fig.subplots()
     shown = np.where(np.eye(len(cm), dtype=bool), 0, cm)  # colour the errors; the diagonal would swamp them
     ax.imshow(shown, cmap="Reds", vmin=0, vmax=max(shown.max(), 1))
     for (i, j), v in np.ndenumerate(cm):
         if v:
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=6.5,
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=NARROW_PT if v < 1000 else NARROW_PT - 1.5,
                     color="black" if i != j else C_TRAIN, fontweight="bold" if i == j else "normal")
     ax.set_xticks(range(len(names)), names, rotation=90 if max(map(len, names)) > 2 else 0)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"after epoch {epoch}: {cm.trace():,} of {cm.sum():,} right")
+    ax.set_title(f"after epoch {epoch}:\n{cm.trace():,} of {cm.sum():,} right")
     off = np.where(np.eye(len(cm), dtype=bool), -1, cm)
     i, j = np.unravel_index(np.argmax(off), off.shape)
     return _entry(fig, out_dir, f"confusion/{epoch}",
@@ -518,21 +538,22 @@ def confusion(f, out_dir, epoch):
                   frame=epoch, frame_label=f"{epoch}")
 
 
+@for_a_phone
 def kernels(f, out_dir, epoch):
     w = f.snapshots[epoch]["conv1.weight"][:, 0]  # (F, 3, 3)
     lim = f.kernel_lim
     n = len(w)
     cols = 8
     rows = int(np.ceil(n / cols))
-    fig = Figure(figsize=(cols * 0.8, rows * 0.85 + 0.3), layout="constrained")
+    fig = Figure(figsize=(COLUMN, rows * (COLUMN / cols + 0.22) + 0.3), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for j, ax in enumerate(axes.flat):
         _blank(ax)
         if j < n:
             ax.imshow(w[j], cmap=DIVERGING, vmin=-lim, vmax=lim)
-            ax.set_title(str(j), fontsize=7)
+            ax.set_title(str(j))
     title = "before training (random)" if epoch == 0 else f"after epoch {epoch}"
-    fig.suptitle(f"conv1 kernels {title}", fontsize=9)
+    fig.suptitle(f"conv1 kernels {title}")
     return _entry(fig, out_dir, f"kernels/{epoch}",
                   f"The {n} 3x3 kernels of the first layer {title}, red for positive and blue for negative "
                   f"weights, on one colour scale from -{lim:.2f} to {lim:.2f}.",
@@ -607,18 +628,21 @@ def learned_kernels(f, out_dir, layer):
 
 # ---------------------------------------------------------------- results
 
+@for_a_phone
 def per_class(f, out_dir):
+    """Accuracy per class as horizontal bars: the ten values written beside them, readable on a phone."""
     rows, names = f.per_class, f.class_names
     acc = np.array([100 * r["accuracy"] for r in rows])
-    fig = Figure(figsize=(6.4, 2.4), layout="constrained")
+    fig = Figure(figsize=(COLUMN, 0.5 + 0.26 * len(acc)), layout="constrained")
     ax = fig.subplots()
-    ax.bar(range(len(acc)), acc, color=C_TEST)
-    ax.set_xticks(range(len(acc)), names, rotation=30 if max(map(len, names)) > 2 else 0)
+    ax.barh(range(len(acc)), acc, color=C_TEST, height=0.7)
+    ax.set_yticks(range(len(acc)), names)
+    ax.invert_yaxis()
     lo = max(0.0, np.floor(acc.min() - 2))
-    ax.set_ylim(lo, 100)
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_xlim(lo, 100 + (100 - lo) * 0.16)
+    ax.set_xlabel("test accuracy (%)")
     for i, a in enumerate(acc):
-        ax.text(i, a, f"{a:.1f}", ha="center", va="bottom", fontsize=7)
+        ax.text(a, i, f" {a:.1f}", ha="left", va="center")
     worst, best = int(np.argmin(acc)), int(np.argmax(acc))
     return _entry(fig, out_dir, "per-class",
                   f"Bar chart of test accuracy per class, from {acc[worst]:.1f} % ({names[worst]}) to "
@@ -626,19 +650,20 @@ def per_class(f, out_dir):
                   f"Accuracy on the test images of each class. The axis starts at {lo:.0f} %, not 0.")
 
 
+@for_a_phone
 def mistakes(f, out_dir):
     x, y, proba = f.x_test, f.y_test, f.proba
     idx, names = f.mistake_idx, f.class_names
-    cols = 6
+    cols = 3
     rows = max(1, int(np.ceil(len(idx) / cols)))
-    fig = Figure(figsize=(cols * 1.2, rows * 1.45), layout="constrained")
+    fig = Figure(figsize=(COLUMN, rows * 1.62), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         _blank(ax)
     for ax, i in zip(axes.flat, idx):
         p = int(proba[i].argmax())
         ax.imshow(x[i, 0], cmap=INK, vmin=0, vmax=1)
-        ax.set_title(f"#{i}: true {names[y[i]]}\nsaid {names[p]} {100 * proba[i, p]:.1f} %", fontsize=7)
+        ax.set_title(f"#{i}: true {names[y[i]]}\nsaid {names[p]} {100 * proba[i, p]:.1f} %")
     alt = ("The test images the network got wrong with the most confidence: "
            + "; ".join(f"#{i}, {with_article(names[y[i]])} read as {names[int(proba[i].argmax())]} "
                        f"({100 * proba[i].max():.0f} %)" for i in idx)) if len(idx) else "No mistakes."
