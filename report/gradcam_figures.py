@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from .figures import (C_ACCENT, C_TEST, C_TRAIN, COLUMN, DIVERGING, INK, MAPS, NARROW_PT, _blank, _entry)
+from .figures import (C_ACCENT, C_TEST, C_TRAIN, COLUMN, DIVERGING, INK, MAPS, NARROW_PT, _blank, _entry,
+                      for_a_phone)
 from .words import with_article
 
 HEAT = "turbo"  # the heat map over the digit
@@ -244,6 +245,7 @@ def _method_line(name):
                 ls="--" if name == "random" else "-")
 
 
+@for_a_phone
 def trust_curves(f, out_dir):
     t = f.trust
     rows = {r["method"]: r for r in t["table"]}
@@ -253,87 +255,91 @@ def trust_curves(f, out_dir):
                t["road_curves"]),
               ("lerf", "ROAD, least relevant first: higher is better", "pixels imputed (%)", t["road_fractions"],
                t["road_curves"])]
-    fig = Figure(figsize=(7.4, 6.4), layout="constrained")
-    axes = fig.subplots(2, 2).ravel()
+    fig = Figure(figsize=(COLUMN, 10.2), layout="constrained")
+    axes = fig.subplots(4, 1)
     for ax, (key, title, xlabel, fractions, curves) in zip(axes, panels):
         x = 100 * np.asarray(fractions)
         for name, cv in curves.items():
             ax.plot(x, cv[key], label=name, **_method_line(name))
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title.replace(": ", ":\n") if len(title) > 32 else title)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("probability of the class")
+        ax.set_ylabel("probability\nof the class")
         ax.set_ylim(0, 1.02)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=4, frameon=False, fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
     numbers = "; ".join(f"{name}: deletion {r['deletion']['mean']:.3f}, insertion {r['insertion']['mean']:.3f}, "
                         f"ROAD MoRF {r['morf']['mean']:.3f}, LeRF {r['lerf']['mean']:.3f}" for name, r in rows.items())
     return _entry(fig, out_dir, "trust-curves",
                   f"Four line charts of the mean probability of the class over {t['images']} test images as "
                   f"pixels are blanked, put back, or imputed in the order each method ranks them. Mean areas: "
                   f"{numbers}.",
-                  f"The four tests, averaged over {t['images']} test images, one line per method. Top: pixels "
-                  "blanked (deletion) or put back into a blank image (insertion), most important first. Bottom: "
+                  f"The four tests, averaged over {t['images']} test images, one line per method. First, pixels "
+                  "blanked (deletion) or put back into a blank image (insertion), most important first. Then "
                   "ROAD, where removed pixels are filled from their neighbours instead of blanked, removing the "
-                  "most relevant (left) or the least relevant (right) first.")
+                  "most relevant or the least relevant first.")
 
 
+@for_a_phone
 def trust_methods(f, out_dir):
-    """Every method's map of the same test images, one column per method."""
+    """Every method's map of the same test images, one row per method."""
     examples = f.trust_arrays["examples"]
     images = f.trust_arrays["indices"]
     names = list(examples)
     shown = min(3, len(images))
-    fig = Figure(figsize=(0.78 * (len(names) + 1) + 0.3, 0.95 * shown + 0.7), layout="constrained")
-    axes = fig.subplots(shown, len(names) + 1, squeeze=False)
+    side = (COLUMN - 1.3) / shown
+    fig = Figure(figsize=(COLUMN, (len(names) + 1) * (side + 0.04) + 0.3), layout="constrained")
+    axes = fig.subplots(len(names) + 1, shown, squeeze=False)
     for r in range(shown):
-        image = f.x_test[images[r], 0]
-        axes[r, 0].imshow(image, cmap="gray_r")
-        axes[r, 0].set_ylabel(f"#{images[r]}", fontsize=7)
+        axes[0, r].imshow(f.x_test[images[r], 0], cmap="gray_r")
+        axes[0, r].set_title(f"#{images[r]}")
         for j, name in enumerate(names):
-            m = examples[name][r]
-            _own_scale(axes[r, j + 1], m)
-        for ax in axes[r]:
-            _blank(ax)
+            _own_scale(axes[j + 1, r], examples[name][r])
+    for ax in axes.flat:
+        _blank(ax)
     for j, title in enumerate(["input"] + names):
-        axes[0, j].set_title(_column_title(title), fontsize=6.5)
+        axes[j, 0].set_ylabel(title, rotation=0, ha="right", va="center")
     return _entry(fig, out_dir, "trust-methods",
                   f"Maps of {shown} test images ({', '.join('#' + str(i) for i in images[:shown])}) under each of "
-                  f"the {len(names)} methods: {', '.join(names)}.",
+                  f"the {len(names)} methods, one row per method: {', '.join(names)}.",
                   "The same test images under every method, each map on its own scale (brighter: ranked higher). "
                   "These are the maps the tests above rank the pixels by.")
 
 
+@for_a_phone
 def trust_data(f, out_dir):
     """Each method's maps under the trained network beside those of the network trained on shuffled labels."""
     data_maps = f.trust_arrays["data_maps"]  # method -> (2, shown, H, W)
     images = f.trust_arrays["indices"]
     names = [n for n in data_maps if n != "random"]
     shown = min(2, data_maps[names[0]].shape[1])
-    fig = Figure(figsize=(0.78 * len(names) + 0.8, 0.95 * 2 * shown + 0.6), layout="constrained")
-    axes = fig.subplots(2 * shown, len(names), squeeze=False)
+    side = (COLUMN - 1.4) / (2 * shown)
+    fig = Figure(figsize=(COLUMN, len(names) * (side + 0.04) + 0.75), layout="constrained")
+    axes = fig.subplots(len(names), 2 * shown, squeeze=False)
     for j, name in enumerate(names):
         for r in range(shown):
-            for k, label in enumerate(("trained", "shuffled")):
-                ax = axes[2 * r + k, j]
-                m = data_maps[name][k, r]
-                _own_scale(ax, m)
-                _blank(ax)
-                if j == 0:
-                    ax.set_ylabel(f"#{images[r]}\n{label}", fontsize=7)
-        axes[0, j].set_title(_column_title(name), fontsize=6.5)
+            for k in range(2):
+                _own_scale(axes[j, 2 * r + k], data_maps[name][k, r])
+        axes[j, 0].set_ylabel(name, rotation=0, ha="right", va="center")
+    for ax in axes.flat:
+        _blank(ax)
+    for r in range(shown):
+        for k, label in enumerate(("trained", "shuffled")):
+            axes[0, 2 * r + k].set_title(f"#{images[r]}\n{label}")
     return _entry(fig, out_dir, "trust-data",
-                  f"Maps of {shown} test images under each method, for the trained network and for the network "
-                  f"trained on shuffled labels, one above the other: {', '.join(names)}.",
-                  "Each method's map for the trained network, and below it the map of the network that memorised "
+                  f"Maps of {shown} test images under each method, one row per method: for each image, the map of "
+                  f"the trained network and beside it that of the network trained on shuffled labels: "
+                  f"{', '.join(names)}.",
+                  "Each method's map for the trained network, and beside it the map of the network that memorised "
                   "shuffled labels, for the same image and class. A method that explains what the network learned "
                   "should draw two different pictures.")
 
 
+@for_a_phone
 def trust_over_training(f, out_dir):
     """Deletion area and rank correlations after every epoch, for Grad-CAM and saliency."""
     ot = f.trust["over_training"]
-    fig = Figure(figsize=(7.4, 2.7), layout="constrained")
-    a1, a2 = fig.subplots(1, 2)
+    fig = Figure(figsize=(COLUMN, 6.2), layout="constrained")
+    a1, a2 = fig.subplots(2, 1)
     for name, rows in ot.items():
         epochs = [r["epoch"] for r in rows]
         style = _method_line(name)
@@ -344,27 +350,28 @@ def trust_over_training(f, out_dir):
                 color=style["color"], label=f"{name}: with the start")
         a2.plot(epochs, [np.nan if r["vs_end"]["mean"] is None else r["vs_end"]["mean"] for r in rows], "o-",
                 color=style["color"], label=f"{name}: with the end")
-    a1.set_title("deletion area (lower: more faithful)", fontsize=9)
-    a2.set_title("rank correlation of the maps", fontsize=9)
+    a1.set_title("deletion area (lower: more faithful)")
+    a2.set_title("rank correlation of the maps")
     for ax in (a1, a2):
         ax.set_xlabel("epoch (0: initialisation)")
         ax.set_xticks(epochs)
     a2.set_ylim(-0.2, 1.05)
-    a1.legend(frameon=False, fontsize=7)
-    a2.legend(frameon=False, fontsize=7)
+    a1.legend(frameon=False)
+    a2.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=1)
     text = "; ".join(f"{name}: deletion " + ", ".join(f"{r['deletion']['mean']:.3f}" for r in rows)
                      for name, rows in ot.items())
     return _entry(fig, out_dir, "trust-over-training",
-                  f"Two line charts over the epochs of training. Deletion area per epoch, {text}. Right: the rank "
+                  f"Two line charts over the epochs of training. Deletion area per epoch, {text}. Below: the rank "
                   "correlation of each epoch's maps with the maps at initialisation and at the end.",
                   f"Grad-CAM and saliency under the network after every epoch, on {f.trust['sanity_images']} test "
-                  "images: how faithful the maps are (left), and how much they resemble the maps of the untrained "
-                  "network and those of the final one (right).")
+                  "images: how faithful the maps are (top), and how much they resemble the maps of the untrained "
+                  "network and those of the final one (bottom).")
 
 
+@for_a_phone
 def trust_randomization(f, out_dir):
     r = f.randomization
-    fig = Figure(figsize=(6.4, 2.6), layout="constrained")
+    fig = Figure(figsize=(COLUMN, 3.4), layout="constrained")
     ax = fig.subplots()
     labels = ["original"] + r["stages"]
     for name, colour in (("gradcam", C_ACCENT), ("guided", C_TRAIN)):
@@ -372,8 +379,8 @@ def trust_randomization(f, out_dir):
         ax.plot(range(len(labels)), values, "o-", color=colour,
                 label="Grad-CAM" if name == "gradcam" else "guided backprop")
     ax.axhline(0, color="black", lw=0.6)
-    ax.set_xticks(range(len(labels)), labels, rotation=30)
-    ax.set_xlabel("layers re-initialised, from the top down (cumulative)")
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
+    ax.set_xlabel("layers re-initialised,\nfrom the top down (cumulative)")
     ax.set_ylabel("Spearman rank correlation\nwith the original map")
     ax.set_ylim(-0.3, 1.05)
     ax.legend(frameon=False)
@@ -388,23 +395,24 @@ def trust_randomization(f, out_dir):
                   "by random ones, layer by layer from the output down. 1 means unchanged.")
 
 
+@for_a_phone
 def trust_examples(f, out_dir):
     maps = f.randomization_maps  # method -> [original, after stage 1, ...], each (n, H, W)
     stages = ["original"] + f.randomization["stages"]
     images = f.randomization_images
     shown = min(2, len(images))
     rows = [(name, j) for j in range(shown) for name in ("gradcam", "guided")]
-    fig = Figure(figsize=(len(stages) * 0.95 + 0.6, len(rows) * 1.0 + 0.3), layout="constrained")
-    axes = fig.subplots(len(rows), len(stages), squeeze=False)
-    for r, (name, j) in enumerate(rows):
-        for s, ax in enumerate(axes[r]):
-            m = maps[name][s][j]
-            _own_scale(ax, m)
+    side = (COLUMN - 1.0) / len(rows)
+    fig = Figure(figsize=(COLUMN, len(stages) * (side + 0.05) + 0.6), layout="constrained")
+    axes = fig.subplots(len(stages), len(rows), squeeze=False)
+    for c, (name, j) in enumerate(rows):
+        for s in range(len(stages)):
+            ax = axes[s, c]
+            _own_scale(ax, maps[name][s][j])
             _blank(ax)
-            if r == 0:
-                ax.set_title(stages[s], fontsize=7)
-        axes[r, 0].set_ylabel(f"#{images[j]}\n{'Grad-CAM' if name == 'gradcam' else 'guided BP'}",
-                              rotation=0, ha="right", va="center", fontsize=7)
+        axes[0, c].set_title(f"#{images[j]}\n{'Grad-CAM' if name == 'gradcam' else 'guided BP'}")
+    for s, stage in enumerate(stages):
+        axes[s, 0].set_ylabel(stage, rotation=0, ha="right", va="center")
     return _entry(fig, out_dir, "trust-examples",
                   f"Maps of {shown} test images under Grad-CAM and guided backpropagation as the layers are "
                   f"re-initialised from the top: {', '.join(stages)}.",
@@ -427,7 +435,8 @@ def over_training(f, out_dir):
     """Grad-CAM of the first gallery images after every epoch, one row per image."""
     maps = f.over_training  # (epochs + 1, images, H, W)
     epochs, n = maps.shape[0], min(4, maps.shape[1])
-    fig = Figure(figsize=(1.05 * epochs + 0.5, 1.1 * n + 0.35), layout="constrained")
+    fig = Figure(figsize=(min(COLUMN, 0.75 * epochs + 0.5), (min(COLUMN, 0.75 * epochs + 0.5) - 0.5) / epochs * n + 0.4),
+                 layout="constrained")
     axes = fig.subplots(n, epochs, squeeze=False)
     for r in range(n):
         item = f.gallery[r]
@@ -436,8 +445,8 @@ def over_training(f, out_dir):
             _blank(ax)
             ax.imshow(overlay(f.x_test[item["index"], 0], maps[e, r]))
             if r == 0:
-                ax.set_title("start" if e == 0 else f"epoch {e}", fontsize=8)
-        axes[r, 0].set_ylabel(f"#{item['index']}", fontsize=8)
+                ax.set_title("start" if e == 0 else f"{e}", fontsize=NARROW_PT)
+        axes[r, 0].set_ylabel(f"#{item['index']}", fontsize=NARROW_PT)
     names = f.class_names
     rows = "; ".join(f"#{f.gallery[r]['index']} ({names[f.gallery[r]['pred']]})" for r in range(n))
     return _entry(fig, out_dir, "explorer-over-training",
