@@ -308,49 +308,52 @@ def _stages(rows):
     return [(label, shape) for label, shape, _ in stages]
 
 
+@for_a_phone
 def architecture(f, out_dir):
+    """The stages from the input (top) to the class scores (bottom): each a block of maps or a bar of
+    numbers, its name on the left and its output's shape on the right."""
     stages = [("input", tuple(f.input_shape))] + _stages(f.summary_rows)
-    fig = Figure(figsize=(8.0, 2.4))
-    ax = fig.add_axes((0.01, 0.02, 0.98, 0.96))
-    ax.set_xlim(-0.6, len(stages) - 0.4)
-    ax.set_ylim(-0.5, 1.45)
+    fig = Figure(figsize=(COLUMN, 0.62 * len(stages) + 0.1))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.set_xlim(-1.75, 1.75)
+    ax.set_ylim(len(stages) - 0.45, -0.55)
     ax.axis("off")
     top = max(s[1] for _, s in stages if len(s) == 3)
-    for x, (label, shape) in enumerate(stages):
-        if len(shape) == 3:  # a stack of maps: height by the map size, thickness by the channels
+    for y, (label, shape) in enumerate(stages):
+        if len(shape) == 3:  # a stack of maps: width by the map size, thickness by the channels
             c, h, _ = shape
-            hh = 0.95 * h / top
-            ww = 0.1 + 0.07 * np.log2(c)
-            d = 0.12
-            face = "#dbe4f3" if x else "#eeeeee"
+            ww = 0.9 * h / top
+            hh = 0.08 + 0.06 * np.log2(c)
+            d = 0.1
+            face = "#dbe4f3" if y else "#eeeeee"
             ax.add_patch(matplotlib.patches.Polygon(
-                [(x - ww / 2, 0.5 - hh / 2), (x + ww / 2, 0.5 - hh / 2), (x + ww / 2, 0.5 + hh / 2),
-                 (x - ww / 2, 0.5 + hh / 2)], fc=face, ec=C_TRAIN, lw=0.9))
+                [(-ww / 2, y + hh / 2), (ww / 2, y + hh / 2), (ww / 2, y - hh / 2), (-ww / 2, y - hh / 2)],
+                fc=face, ec=C_TRAIN, lw=0.9))
             ax.add_patch(matplotlib.patches.Polygon(
-                [(x - ww / 2, 0.5 + hh / 2), (x - ww / 2 + d, 0.5 + hh / 2 + d), (x + ww / 2 + d, 0.5 + hh / 2 + d),
-                 (x + ww / 2, 0.5 + hh / 2)], fc="#c5d3ec", ec=C_TRAIN, lw=0.9))
+                [(-ww / 2, y - hh / 2), (-ww / 2 + d, y - hh / 2 - d), (ww / 2 + d, y - hh / 2 - d), (ww / 2, y - hh / 2)],
+                fc="#c5d3ec", ec=C_TRAIN, lw=0.9))
             ax.add_patch(matplotlib.patches.Polygon(
-                [(x + ww / 2, 0.5 - hh / 2), (x + ww / 2 + d, 0.5 - hh / 2 + d), (x + ww / 2 + d, 0.5 + hh / 2 + d),
-                 (x + ww / 2, 0.5 + hh / 2)], fc="#b0c2e3", ec=C_TRAIN, lw=0.9))
+                [(ww / 2, y + hh / 2), (ww / 2 + d, y + hh / 2 - d), (ww / 2 + d, y - hh / 2 - d), (ww / 2, y - hh / 2)],
+                fc="#b0c2e3", ec=C_TRAIN, lw=0.9))
             text = pretty("x".join(map(str, shape)))
-        else:  # a vector: a bar whose height grows with its length
+        else:  # a vector: a bar whose length grows with its length
             n = shape[0]
-            hh = 0.2 + 0.12 * np.log2(n)
-            ax.add_patch(Rectangle((x - 0.05, 0.5 - hh / 2), 0.1, hh, fc="#f6dcc8", ec=C_TEST, lw=0.9))
+            ww = 0.15 + 0.09 * np.log2(n)
+            ax.add_patch(Rectangle((-ww / 2, y - 0.05), ww, 0.1, fc="#f6dcc8", ec=C_TEST, lw=0.9))
             text = str(n)
-        ax.text(x, -0.3, text, ha="center", va="top", fontsize=7.5, color=C_ACCENT)
-        ax.text(x, 1.42, pretty(label), ha="center", va="top", fontsize=7.5)
-        if x:
-            ax.annotate("", (x - 0.42, 0.5), (x - 0.62, 0.5), arrowprops=dict(arrowstyle="->", lw=0.8))
+        ax.text(0.75, y, text, ha="left", va="center", color=C_ACCENT)
+        ax.text(-0.75, y, pretty(label).replace("\n", " "), ha="right", va="center", wrap=True)
+        if y:
+            ax.annotate("", (0, y - 0.3), (0, y - 0.62), arrowprops=dict(arrowstyle="->", lw=0.8))
     params = sum(r[3] for r in f.summary_rows)
     return _entry(fig, out_dir, "architecture",
-                  "Diagram of the network from left to right: "
+                  "Diagram of the network from top to bottom: "
                   + ", then ".join(f"{pretty(label.replace(chr(10), ' '))} ({pretty('x'.join(map(str, shape)))})"
                                    for label, shape in stages)
                   + f"; {params:,} parameters in all.",
-                  "The network from input to class scores. Each block is what a stage passes on: its height "
-                  "shows the size of the maps, its thickness the number of channels (shapes below, as "
-                  "channels \u00d7 height \u00d7 width).")
+                  "The network from input (top) to class scores (bottom). Each block is what a stage passes on: "
+                  "its width shows the size of the maps, its thickness the number of channels (shapes on the "
+                  "right, as channels \u00d7 height \u00d7 width).")
 
 
 # ---------------------------------------------------------------- convolution
@@ -365,13 +368,16 @@ def _annotate_grid(ax, values, fmt="{:.2f}", fontsize=7):
                 color="white" if abs(v) > 0.6 * vmax else "black")
 
 
+@for_a_phone
 def conv_example(f, out_dir):
     ex, x, cmap = f.conv, f.x_test, f.conv_map
     image = x[ex["digit_index"], 0]
     k, p, i, j = ex["kernel_size"], ex["padding"], ex["row"], ex["col"]
     patch, kernel = np.array(ex["patch"]), np.array(ex["kernel"])
-    fig = Figure(figsize=(9.2, 2.5), layout="constrained")
-    axes = fig.subplots(1, 5, width_ratios=[1.2, 1, 1, 1, 1.2])
+    fig = Figure(figsize=(COLUMN, 3.9), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1])
+    first, last = top.subplots(1, 2)
+    axes = [first, *bottom.subplots(1, 3), last]
     ax = axes[0]
     ax.imshow(image, cmap=INK, vmin=0, vmax=1)
     ax.add_patch(Rectangle((j - p - 0.5, i - p - 0.5), k, k, fill=False, ec=C_ACCENT, lw=1.6))
@@ -382,15 +388,15 @@ def conv_example(f, out_dir):
                                   (axes[3], patch * kernel, "patch x kernel", DIVERGING)):
         lim = np.abs(values).max() or 1
         ax.imshow(values, cmap=cm, vmin=0 if cm == INK else -lim, vmax=1 if cm == INK else lim)
-        _annotate_grid(ax, values)
-        ax.set_title(title)
+        _annotate_grid(ax, values, "{:.1f}", NARROW_PT)
+        ax.set_title(title.replace(" of conv1", "\nof conv1"))
         _blank(ax)
     ax = axes[4]
     im = ax.imshow(cmap, cmap=MAPS)
     ax.plot(j, i, marker="s", ms=5, mfc="none", mec=C_ACCENT, mew=1.4)
     ax.set_title(f"output map {ex['channel']}\nsum + bias = {ex['output']:.3f}")
     _blank(ax)
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    top.colorbar(im, ax=ax, shrink=0.8)
     return _entry(fig, out_dir, "conv-example",
                   f"Kernel {ex['channel']} of the first layer over test image #{ex['digit_index']}: the 3x3 patch at "
                   f"row {i}, column {j}, the kernel's weights, their products, which sum to {ex['sum']:.3f}; "
@@ -400,6 +406,7 @@ def conv_example(f, out_dir):
                   "add up, add the bias.")
 
 
+@for_a_phone
 def conv_slide(f, out_dir, step):
     """The window at one of several positions along a row, and the output map filled in up to there."""
     ex, x, full = f.conv, f.x_test, f.conv_map
@@ -410,16 +417,16 @@ def conv_slide(f, out_dir, step):
     shown = np.full(full.shape, np.nan)
     shown[:i] = full[:i]
     shown[i, : j + 1] = full[i, : j + 1]
-    fig = Figure(figsize=(5.6, 2.5), layout="constrained")
+    fig = Figure(figsize=(COLUMN, 2.2), layout="constrained")
     a1, a2 = fig.subplots(1, 2)
     a1.imshow(image, cmap=INK, vmin=0, vmax=1)
     a1.add_patch(Rectangle((j - p - 0.5, i - p - 0.5), k, k, fill=False, ec=C_ACCENT, lw=1.8))
-    a1.set_title(f"window at row {i}, column {j}")
+    a1.set_title(f"window at row {i},\ncolumn {j}")
     _blank(a1)
     cmap = matplotlib.colormaps[MAPS].with_extremes(bad="#eeeeee")
     a2.imshow(shown, cmap=cmap, vmin=np.nanmin(full), vmax=np.nanmax(full))
     a2.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec=C_ACCENT, lw=1.5))
-    a2.set_title(f"output there: {full[i, j]:.3f}")
+    a2.set_title(f"output there:\n{full[i, j]:.3f}")
     _blank(a2)
     return _entry(fig, out_dir, f"conv-slide/{step}",
                   f"Kernel {ex['channel']} at row {i}, column {j} of test image #{ex['digit_index']}: the output "
@@ -434,27 +441,36 @@ def _slide_columns(width, count=8):
     return [int(round(c)) for c in np.linspace(0, width - 1, count)]
 
 
+@for_a_phone
 def conv_im2col(f, out_dir):
+    """The im2col matrix, transposed, wrapped into strips of a few image rows' windows each."""
     ex, x = f.conv, f.x_test
     from cnn.functional import im2col, pad_hw, to_nhwc
     image = x[ex["digit_index"] : ex["digit_index"] + 1]
     p, k = ex["padding"], ex["kernel_size"]
     cols = im2col(pad_hw(to_nhwc(image), p, p, p, p), k, k, 1)  # (784, 9)
     row = ex["row"] * image.shape[3] + ex["col"]
-    fig = Figure(figsize=(8.4, 2.4), layout="constrained")
-    ax = fig.subplots()
-    ax.imshow(cols.T, cmap=INK, vmin=0, vmax=1, aspect="auto")
-    ax.axvline(row, color=C_ACCENT, lw=1)
-    ax.set_xlabel(f"output position (row x 28 + column): {cols.shape[0]} columns here, one per window")
-    ax.set_ylabel("offset in\nthe 3x3 window")
-    ax.set_yticks(range(k * k))
-    ax.set_title(f"im2col of test image #{ex['digit_index']}, transposed: the red line is the window at "
-                 f"({ex['row']}, {ex['col']}), position {row}")
+    strips = 4
+    per = int(np.ceil(cols.shape[0] / strips))
+    fig = Figure(figsize=(COLUMN, 0.95 * strips + 0.7), layout="constrained")
+    axes = fig.subplots(strips, 1)
+    for s_, ax in enumerate(axes):
+        lo, hi = s_ * per, min(cols.shape[0], (s_ + 1) * per)
+        ax.imshow(cols[lo:hi].T, cmap=INK, vmin=0, vmax=1, aspect="auto", extent=(lo - 0.5, hi - 0.5, k * k - 0.5, -0.5))
+        if lo <= row < hi:
+            ax.axvline(row, color=C_ACCENT, lw=1.2)
+        ax.set_yticks([0, k * k - 1])
+        ax.set_xticks([lo, hi - 1])
+    axes[0].set_title(f"im2col of test image #{ex['digit_index']}, transposed;\nred: the window at "
+                      f"({ex['row']}, {ex['col']}), position {row}")
+    axes[-1].set_xlabel(f"output position (row x 28 + column), {cols.shape[0]} in all")
+    fig.supylabel("offset in the 3x3 window", fontsize=NARROW_PT)
     return _entry(fig, out_dir, "conv-im2col",
                   f"The im2col matrix of the image drawn as a picture: {cols.shape[0]} windows side by side, each a "
-                  f"column of {cols.shape[1]} pixel values; its bright pixels show up as dark bands.",
-                  "Every 3x3 window of the padded image, laid side by side. Multiplying this matrix by the kernels "
-                  "computes every output of the layer in one product.")
+                  f"column of {cols.shape[1]} pixel values, wrapped into {strips} strips; its bright pixels show up "
+                  "as dark bands.",
+                  "Every 3x3 window of the padded image, laid side by side (wrapped into strips to fit). Multiplying "
+                  "this matrix by the kernels computes every output of the layer in one product.")
 
 
 # ---------------------------------------------------------------- training
@@ -564,11 +580,13 @@ def kernels(f, out_dir, epoch):
 
 # ---------------------------------------------------------------- layers
 
+@for_a_phone
 def activations(f, out_dir, digit, block):
     acts = f.acts[digit]  # layer name -> (C, H, W) for one image
     names = f.blocks[block]
     channels = 8
-    fig = Figure(figsize=(channels * 0.82 + 1.1, len(names) * 0.9 + 0.15), layout="constrained")
+    side = (COLUMN - 0.85) / channels
+    fig = Figure(figsize=(COLUMN, len(names) * (side + 0.03) + 0.55), layout="constrained")
     axes = fig.subplots(len(names), channels, squeeze=False)
     for c in range(channels):
         lim = max(np.abs(acts[name][c]).max() for name in names) or 1.0  # one scale per channel
@@ -577,9 +595,10 @@ def activations(f, out_dir, digit, block):
             ax.imshow(acts[name][c], cmap=DIVERGING, vmin=-lim, vmax=lim)
             _blank(ax)
             if r == 0:
-                ax.set_title(f"ch {c}", fontsize=7)
+                ax.set_title(str(c))
     for r, name in enumerate(names):
-        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center")
+    fig.suptitle("channel")
     index = f.showcase[digit]
     label = f.class_names[f.y_test[index]]
     shape = acts[names[0]].shape
@@ -592,26 +611,28 @@ def activations(f, out_dir, digit, block):
                   "scale, so the rows can be compared.")
 
 
+@for_a_phone
 def learned_kernels(f, out_dir, layer):
     w = f.final_weights[layer]  # (F, C, 3, 3)
     f, c = w.shape[:2]
     lim = np.abs(w).max()
     if c == 1:
-        fig = Figure(figsize=(8, 2.3), layout="constrained")
-        axes = fig.subplots(2, int(np.ceil(f / 2)), squeeze=False)
+        per_row = 4
+        fig = Figure(figsize=(COLUMN, int(np.ceil(f / per_row)) * (COLUMN / per_row + 0.2)), layout="constrained")
+        axes = fig.subplots(int(np.ceil(f / per_row)), per_row, squeeze=False)
         for i, ax in enumerate(axes.flat):
             _blank(ax)
             if i < f:
                 ax.imshow(w[i, 0], cmap=DIVERGING, vmin=-lim, vmax=lim)
-                _annotate_grid(ax, w[i, 0], "{:.1f}", 5.5)
-                ax.set_title(str(i), fontsize=7)
+                _annotate_grid(ax, w[i, 0], "{:.1f}", NARROW_PT)
+                ax.set_title(str(i))
     else:  # one tile per (output, input) channel pair, tiled into one image with gaps
         k = w.shape[2]
         tile = np.full((f * (k + 1), c * (k + 1)), np.nan)
         for o in range(f):
             for i in range(c):
                 tile[o * (k + 1) : o * (k + 1) + k, i * (k + 1) : i * (k + 1) + k] = w[o, i]
-        fig = Figure(figsize=(7.5, 7.5 * f / c * 0.55 + 0.6), layout="constrained")
+        fig = Figure(figsize=(COLUMN, COLUMN * f / c * 0.75 + 0.6), layout="constrained")
         ax = fig.subplots()
         cmap = matplotlib.colormaps[DIVERGING].with_extremes(bad="white")
         ax.imshow(tile, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
