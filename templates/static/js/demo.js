@@ -11,7 +11,7 @@
   const colormap = Uint8Array.from(atob(window.CNN_MODEL.colormap), function (c) { return c.charCodeAt(0); });
   const SIZE = net.inputShape[1];  // 28
   const BOX = 20;  // MNIST: the digit scaled into a 20 x 20 box, then centred by its centre of mass
-  // MNIST's strokes are about 2.5 px wide in 28 x 28. A drawing is scaled by BOX over its size, so
+  // MNIST's strokes are a few pixels wide in 28 x 28. A drawing is scaled by BOX over its size, so
   // its stroke would be as thin or as thick as the reader drew it small or large: the strokes are
   // drawn again, for the network, with a pen 1/PEN_RATIO of the size of the path it follows, which
   // after scaling is BOX / (PEN_RATIO + 1) = 2.5 px whatever the size of the drawing.
