@@ -323,21 +323,30 @@
     root.dataset.redrawMs = (performance.now() - t0).toFixed(1);
   }
 
+  // The channel weights as horizontal bars, largest at the top, every channel named (11 px words, on
+  // the page's own colours: the canvas is transparent, so it reads in light and dark mode alike).
   function drawWeights(canvas, weights, order) {
-    const n = weights.length, bw = 12, ht = 120;
-    canvas.width = n * bw + 20; canvas.height = ht;
-    const ctx = canvas.getContext("2d"), lim = peakAbs(weights) || 1, mid = ht / 2;
-    ctx.fillStyle = "#ffffff"; ctx.fillRect(0, 0, canvas.width, ht);
-    ctx.fillStyle = "#888"; ctx.fillRect(10, mid, n * bw, 1);
+    const n = weights.length, row = 14, left = 30, ht = n * row + 8;
+    const wd = Math.max(200, Math.min(canvas.parentElement.clientWidth || 320, 440));
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(wd * dpr); canvas.height = Math.round(ht * dpr);
+    canvas.style.width = wd + "px"; canvas.style.height = ht + "px";
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, wd, ht);
+    const style = getComputedStyle(document.body), ink = style.color;
+    const muted = style.getPropertyValue("--muted").trim() || ink;
+    const lim = peakAbs(weights) || 1, zero = left + (wd - left) / 2, half = (wd - left) / 2 - 6;
+    ctx.fillStyle = muted; ctx.fillRect(zero, 2, 1, ht - 4);
+    ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "right"; ctx.textBaseline = "middle";
     order.forEach(function (k, i) {
-      const v = weights[k], len = (v / lim) * (mid - 14);
+      const v = weights[k], len = (v / lim) * half, y = 4 + i * row;
       const marked = i < 3 || i >= n - 3;
       ctx.fillStyle = v >= 0 ? (marked ? "#b2182b" : "#ef8a62") : (marked ? "#2166ac" : "#67a9cf");
-      ctx.fillRect(10 + i * bw + 1, len >= 0 ? mid - len : mid, bw - 2, Math.abs(len));
-      if (marked) {
-        ctx.fillStyle = "#222"; ctx.font = "9px sans-serif"; ctx.textAlign = "center";
-        ctx.fillText(String(k), 10 + i * bw + bw / 2, v >= 0 ? mid - len - 3 : mid - len + 10);
-      }
+      ctx.fillRect(len >= 0 ? zero : zero + len, y + 1, Math.abs(len), row - 3);
+      if (marked) { ctx.strokeStyle = ink; ctx.lineWidth = 1; ctx.strokeRect(len >= 0 ? zero : zero + len, y + 1, Math.abs(len), row - 3); }
+      ctx.fillStyle = marked ? ink : muted;
+      ctx.fillText(String(k), left - 6, y + row / 2);
     });
   }
 
