@@ -395,7 +395,7 @@ def test_dark_mode_shows_the_dark_variant_of_every_figure_with_words(quick_site,
     charts = {str(p.relative_to(quick_site / "figures").with_suffix("")) for p in (quick_site / "figures").rglob("*.png")
               if p.with_name(f"{p.stem}-dark.png").exists()}
     assert len(charts) >= 20
-    offered = set(re.findall(r'<source media="\(prefers-color-scheme: dark\)" srcset="[^"]*?figures/([^"]+)-dark\.png">',
+    offered = set(re.findall(r'<source media="screen and \(prefers-color-scheme: dark\)" srcset="[^"]*?figures/([^"]+)-dark\.png">',
                              html_text))
     assert charts <= offered
     try:
