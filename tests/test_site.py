@@ -398,6 +398,7 @@ def test_dark_mode_shows_the_dark_variant_of_every_figure_with_words(quick_site,
     offered = set(re.findall(r'<source media="screen and \(prefers-color-scheme: dark\)" srcset="[^"]*?figures/([^"]+)-dark\.png">',
                              html_text))
     assert charts <= offered
+    assert html_text.count('<a class="figure-open" href="') >= len(charts)  # each chart opens full size
     try:
         for scheme in ("dark", "light"):
             set_scheme(browser, scheme)
@@ -409,6 +410,8 @@ def test_dark_mode_shows_the_dark_variant_of_every_figure_with_words(quick_site,
                 "Promise.all(imgs.map(function (i) { return i.decode().catch(function () {}); }))"
                 ".then(function () { done(imgs.map(function (i) { return i.currentSrc; })); });")
             assert shown and all(s.endswith("-dark.png") == (scheme == "dark") for s in shown), (scheme, shown)
+            browser.execute_script("document.querySelector('a.figure-open').click()")  # opens the variant shown
+            assert browser.current_url.endswith("-dark.png") == (scheme == "dark"), browser.current_url
     finally:
         set_scheme(browser, None)
 

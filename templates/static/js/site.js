@@ -155,7 +155,7 @@ if (mainElement) {
   }).observe(mainElement, { childList: true, subtree: true });
 }
 
-// A chart links to its full-size image; in dark mode, open the dark variant the page shows.
+// A chart links to its full-size image (on a phone: to zoom in); in dark mode, open the dark variant shown.
 document.addEventListener("click", function (e) {
   const link = e.target.closest && e.target.closest("a.figure-open");
   const img = link && link.querySelector("img");
