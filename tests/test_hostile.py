@@ -283,9 +283,13 @@ def test_ctrl_c_prints_one_line_exits_130_and_keeps_the_site(quick_site, tmp_pat
     out = tmp_path / "site"
     shutil.copytree(quick_site, out)
     before = fingerprint(out)
+    # A reader's terminal delivers Ctrl-C to a build whose SIGINT is at its default. A test run started in
+    # the background by a shell without job control inherits SIGINT ignored, and so would the build:
+    # restore the default in the child, as a terminal would have it.
     proc = subprocess.Popen([sys.executable, str(ROOT / "build.py"), "--quick", "--out", str(out),
                              "--cache-dir", str(tmp_path / "cache")], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     seen = ""
     while "training:" not in seen and time.monotonic() < deadline:  # interrupt in the middle of training
