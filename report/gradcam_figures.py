@@ -435,8 +435,8 @@ def over_training(f, out_dir):
     """Grad-CAM of the first gallery images after every epoch, one row per image."""
     maps = f.over_training  # (epochs + 1, images, H, W)
     epochs, n = maps.shape[0], min(4, maps.shape[1])
-    fig = Figure(figsize=(min(COLUMN, 0.75 * epochs + 0.5), (min(COLUMN, 0.75 * epochs + 0.5) - 0.5) / epochs * n + 0.4),
-                 layout="constrained")
+    width = min(COLUMN, 0.75 * epochs + 0.5)  # a column of labels, then one square map per epoch
+    fig = Figure(figsize=(width, (width - 0.5) / epochs * n + 0.4), layout="constrained")
     axes = fig.subplots(n, epochs, squeeze=False)
     for r in range(n):
         item = f.gallery[r]
