@@ -54,6 +54,7 @@ STYLE = {
 COLUMN = 3.5
 NARROW_PT = 9
 PHONE_COLUMN_PX = 328
+PHONE_TEXT_PX = 11  # the smallest readable chart text on that screen, in CSS pixels
 PHONE_STYLE = {"font.size": NARROW_PT, "axes.titlesize": NARROW_PT, "axes.labelsize": NARROW_PT,
                "xtick.labelsize": NARROW_PT, "ytick.labelsize": NARROW_PT, "legend.fontsize": NARROW_PT}
 INK = "gray_r"  # digits as dark ink on white

@@ -99,21 +99,21 @@ def gallery_item(f, out_dir, g):
     return entries
 
 
+@for_a_phone
 def _probabilities(out_dir, base, image, probs, item, names):
     fig = Figure(figsize=(COLUMN, 2.1), layout="constrained")
     a1, a2 = fig.subplots(1, 2, width_ratios=[1, 2.3])
     a1.imshow(image, cmap=INK, vmin=0, vmax=1)
-    a1.set_title(f"#{item['index']}\nlabelled {names[item['label']]}", fontsize=NARROW_PT)
+    a1.set_title(f"#{item['index']}\nlabelled {names[item['label']]}")
     _blank(a1)
     colours = [C_TEST if k == item["pred"] else "#b9c3d3" for k in range(len(probs))]
     a2.bar(range(len(probs)), 100 * np.asarray(probs), color=colours)
     a2.set_xticks(range(len(probs)), names, rotation=90 if max(map(len, names)) > 2 else 0)
-    a2.tick_params(labelsize=NARROW_PT)
     a2.set_ylim(0, 118)
     a2.set_yticks([0, 50, 100])
-    a2.set_ylabel("probability (%)", fontsize=NARROW_PT)
+    a2.set_ylabel("probability (%)")
     p = item["probabilities"][item["pred"]]
-    a2.text(item["pred"], 100 * p + 3, f"{100 * p:.1f} %", ha="center", fontsize=NARROW_PT)
+    a2.text(item["pred"], 100 * p + 3, f"{100 * p:.1f} %", ha="center")
     second = int(np.argsort(probs)[-2])
     return _entry(fig, out_dir, f"{base}/probs",
                   f"Test image #{item['index']}, labelled {names[item['label']]}, and the network's probabilities: "
@@ -121,6 +121,7 @@ def _probabilities(out_dir, base, image, probs, item, names):
                   "The input and the probability the network gives each class.")
 
 
+@for_a_phone
 def _feature_grid(out_dir, name, maps, cmap, label, alt, caption):
     """All maps in one image: tiles of H x W in rows of 8, numbered, on one colour scale, in a phone's column.
 
@@ -144,14 +145,13 @@ def _feature_grid(out_dir, name, maps, cmap, label, alt, caption):
     for j in range(k):
         r, c = divmod(j, cols)
         top = r * (h + over) + over
-        ax.text(c * (w + gap) + (w - 1) / 2, top - 0.7, str(j), ha="center", va="bottom", fontsize=NARROW_PT)
+        ax.text(c * (w + gap) + (w - 1) / 2, top - 0.7, str(j), ha="center", va="bottom")
         ax.add_patch(Rectangle((c * (w + gap) - 0.5, top - 0.5), w, h, fill=False, lw=0.4, ec="#8a8a8a"))
-    bar = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.02, aspect=30)
-    bar.set_label(label, fontsize=NARROW_PT)
-    bar.ax.tick_params(labelsize=NARROW_PT)
+    fig.colorbar(im, ax=ax, shrink=0.9, pad=0.02, aspect=30, label=label)
     return _entry(fig, out_dir, name, alt, caption)
 
 
+@for_a_phone
 def _weights(out_dir, base, w, class_name, who):
     """The channel weights as horizontal bars, largest at the top: every channel's number readable in a
     phone's column."""
@@ -165,10 +165,8 @@ def _weights(out_dir, base, w, class_name, who):
     ax.axvline(0, color="black", lw=0.6)
     ax.set_yticks(range(len(w)), [str(j) for j in order])
     ax.set_ylim(len(w) - 0.4, -0.6)
-    ax.tick_params(labelsize=NARROW_PT)
-    ax.set_ylabel("channel k, sorted by weight", fontsize=NARROW_PT)
-    ax.set_xlabel(r"weight $\alpha_k$ (outlined: the three largest and the three most negative)", fontsize=NARROW_PT,
-                  wrap=True)
+    ax.set_ylabel("channel k, sorted by weight")
+    ax.set_xlabel(r"weight $\alpha_k$ (outlined: the three largest and the three most negative)", wrap=True)
     ax.margins(x=0.08)
     positive = int((w > 0).sum())
     return _entry(fig, out_dir, f"{base}/weights",
@@ -180,24 +178,24 @@ def _weights(out_dir, base, w, class_name, who):
                   "for the class, blue ones against it.")
 
 
+@for_a_phone
 def steps_figure(out_dir, name, image, weighted, cam, normalized, class_name, who):
     """Weighted sum before and after the ReLU, the upsampled map, the overlay."""
     fig = Figure(figsize=(COLUMN, 3.75), layout="constrained")
     axes = fig.subplots(2, 2).ravel()
     lim = float(np.abs(weighted).max()) or 1.0
     im = axes[0].imshow(weighted, cmap=DIVERGING, vmin=-lim, vmax=lim)
-    axes[0].set_title("1. weighted sum\n" r"$\sum_k \alpha_k A^k$", fontsize=NARROW_PT)
+    axes[0].set_title("1. weighted sum\n" r"$\sum_k \alpha_k A^k$")
     bars = [fig.colorbar(im, ax=axes[0], shrink=0.85, aspect=15)]
     im = axes[1].imshow(cam, cmap=MAPS, vmin=0, vmax=float(cam.max()) if cam.max() > 0 else 1.0)
-    axes[1].set_title("2. after the ReLU\n", fontsize=NARROW_PT)
+    axes[1].set_title("2. after the ReLU\n")
     bars.append(fig.colorbar(im, ax=axes[1], shrink=0.85, aspect=15))
     for bar in bars:
-        bar.ax.tick_params(labelsize=NARROW_PT)
         bar.ax.locator_params(nbins=4)
     axes[2].imshow(normalized, cmap=MAPS, vmin=0, vmax=1, interpolation="nearest")
-    axes[2].set_title("3. upsampled,\nnormalised", fontsize=NARROW_PT)
+    axes[2].set_title("3. upsampled,\nnormalised")
     axes[3].imshow(overlay(image, normalized))
-    axes[3].set_title("4. over the input", fontsize=NARROW_PT)
+    axes[3].set_title("4. over the input")
     for ax in axes:
         _blank(ax)
     h, w = weighted.shape
@@ -233,11 +231,6 @@ TRUST_COLOURS = {"Grad-CAM": "#c44e52", "Grad-CAM++": "#e17c05", "Score-CAM": "#
 def _own_scale(ax, m):
     """A non-negative map on its own scale: 0 to its largest value (or to 1 if it is all 0)."""
     ax.imshow(m, cmap=MAPS, vmin=0, vmax=m.max() if m.max() > 0 else 1)
-
-
-def _column_title(name):
-    """A method's name over a narrow column: on two lines if it is long."""
-    return name.replace(" ", "\n", 1) if len(name) > 10 else name
 
 
 def _method_line(name):
@@ -431,6 +424,7 @@ def demo_samples(f, out_dir):
     return entries
 
 
+@for_a_phone
 def over_training(f, out_dir):
     """Grad-CAM of the first gallery images after every epoch, one row per image."""
     maps = f.over_training  # (epochs + 1, images, H, W)
@@ -445,8 +439,8 @@ def over_training(f, out_dir):
             _blank(ax)
             ax.imshow(overlay(f.x_test[item["index"], 0], maps[e, r]))
             if r == 0:
-                ax.set_title("start" if e == 0 else f"{e}", fontsize=NARROW_PT)
-        axes[r, 0].set_ylabel(f"#{item['index']}", fontsize=NARROW_PT)
+                ax.set_title("start" if e == 0 else f"{e}")
+        axes[r, 0].set_ylabel(f"#{item['index']}")
     names = f.class_names
     rows = "; ".join(f"#{f.gallery[r]['index']} ({names[f.gallery[r]['pred']]})" for r in range(n))
     return _entry(fig, out_dir, "explorer-over-training",

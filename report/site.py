@@ -422,13 +422,10 @@ def run_record(config, context, run, drawn, timings, site_dir, figure_entries):
     }
 
 
-PHONE_TEXT_PX = 11  # the smallest readable chart text on a 360 px screen, in CSS pixels (issue 13)
-
-
 def _phone_text(figure_entries):
     """How many figures with words keep them readable on a 360 px screen, and the ones that do not."""
     sized = {n: f["text_px_at_360"] for n, f in sorted(figure_entries.items()) if f.get("text_px_at_360") is not None}
-    small = {n: px for n, px in sized.items() if px < PHONE_TEXT_PX}
+    small = {n: px for n, px in sized.items() if px < figures.PHONE_TEXT_PX}
     return {"figures_with_words": len(sized), "readable": len(sized) - len(small), "too_small": small}
 
 
