@@ -40,8 +40,8 @@ function Differences() {
       sameLength(kind, js, numpy);
       let diff = 0, size = 0, peak = 0;
       for (let i = 0; i < numpy.length; i++) {
-        diff += Math.abs(js[i] - numpy[i]); size += Math.abs(numpy[i]);
-        peak = Math.max(peak, Math.abs(js[i] - numpy[i]));
+        const d = Math.abs(js[i] - numpy[i]);
+        diff += d; size += Math.abs(numpy[i]); peak = Math.max(peak, d);
       }
       const whole = size > 0 ? diff / size : diff;
       keep(kind, { abs: whole, rel: whole, pixel: peak });

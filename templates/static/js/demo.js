@@ -94,6 +94,7 @@
     const extent = Math.max(x1 - x0, y1 - y0);
     const scale = extent > 0 ? REDRAWN / extent : 1, width = REDRAWN / PEN_RATIO;
     const side = Math.ceil(REDRAWN + 2 * width);
+    const at = function (p) { return [width + (p[0] - x0) * scale, width + (p[1] - y0) * scale]; };
     const canvas = document.createElement("canvas");
     canvas.width = canvas.height = side;
     const c = canvas.getContext("2d", { willReadFrequently: true });
@@ -105,11 +106,9 @@
     c.lineJoin = "round";
     strokes.forEach(function (line) {
       c.beginPath();
-      line.forEach(function (p, i) {
-        const x = width + (p[0] - x0) * scale, y = width + (p[1] - y0) * scale;
-        if (i === 0) c.moveTo(x, y); else c.lineTo(x, y);
-      });
-      if (line.length === 1) c.lineTo(width + (line[0][0] - x0) * scale, width + (line[0][1] - y0) * scale);
+      c.moveTo(...at(line[0]));
+      // to each next point; a lone point to itself: a dot, with the round cap
+      (line.length > 1 ? line.slice(1) : line).forEach(function (p) { c.lineTo(...at(p)); });
       c.stroke();
     });
     return { ink: inkOf(c, side), side: side };
@@ -203,8 +202,9 @@
   // ------------------------------------------------------------ classifying and showing
 
   function classify() {
-    const drawn = strokes ? redrawn(strokes) : { ink: inkOf(ctx, pad.width), side: pad.width };
-    const input = strokes && !strokes.length ? null : prepare(drawn.ink, drawn.side);
+    // nothing drawn yet: no input; otherwise the strokes drawn again, or the picture on the pad as it is
+    const drawn = !strokes ? { ink: inkOf(ctx, pad.width), side: pad.width } : strokes.length ? redrawn(strokes) : null;
+    const input = drawn && prepare(drawn.ink, drawn.side);
     if (!input) { current = null; render(); return; }
     const result = CNN.forward(net, input);
     current = { input: input, result: result };

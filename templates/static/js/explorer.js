@@ -343,8 +343,9 @@
       const v = weights[k], len = (v / lim) * half, y = 4 + i * row;
       const marked = i < 3 || i >= n - 3;
       ctx.fillStyle = v >= 0 ? (marked ? "#b2182b" : "#ef8a62") : (marked ? "#2166ac" : "#67a9cf");
-      ctx.fillRect(len >= 0 ? zero : zero + len, y + 1, Math.abs(len), row - 3);
-      if (marked) { ctx.strokeStyle = ink; ctx.lineWidth = 1; ctx.strokeRect(len >= 0 ? zero : zero + len, y + 1, Math.abs(len), row - 3); }
+      const bar = [Math.min(zero, zero + len), y + 1, Math.abs(len), row - 3];
+      ctx.fillRect(...bar);
+      if (marked) { ctx.strokeStyle = ink; ctx.lineWidth = 1; ctx.strokeRect(...bar); }
       ctx.fillStyle = marked ? ink : muted;
       ctx.fillText(String(k), left - 6, y + row / 2);
     });
