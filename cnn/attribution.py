@@ -245,6 +245,10 @@ def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64):
     order); each step removes (or inserts) the next `per_step` of them, replaced
     by `fill`. Both curves have 1 + ceil(H*W / per_step) points. Images are
     processed `chunk` at a time, each chunk as one batch of all its steps.
+
+    A step that changes only pixels already equal to `fill` (the black background
+    of a digit, when fill is 0) leaves the image as it was, so its probability is
+    the previous step's: only the steps that change the image are scored.
     """
     n, c, h, w = x.shape
     steps = np.unique(np.arange(0, h * w + per_step, per_step).clip(max=h * w))  # pixels changed so far
@@ -256,10 +260,19 @@ def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64):
         rank = np.empty_like(order)
         rank[np.arange(m)[:, None], order] = np.arange(h * w)  # each pixel's place in that order
         changed = (rank[:, None, :] < steps[None, :, None]).reshape(m, len(steps), 1, h, w)  # (m, S, 1, H, W)
-        owner = np.repeat(np.arange(start, start + m), len(steps))
-        for name, keep in (("deletion", ~changed), ("insertion", changed)):
-            images = np.where(keep, xs[:, None], xs.dtype.type(fill)).reshape(-1, c, h, w)
-            curves[name].append(score_fn(images, owner).reshape(m, len(steps)))
+        # new[i, s]: step s of image i changes a pixel that is not already `fill` (step 0 is always scored)
+        visible = (xs != fill).any(axis=1).reshape(m, -1)  # (m, H*W)
+        step_of = np.searchsorted(steps, rank, side="right")  # the step that changes each pixel
+        new = np.zeros((m, len(steps)), dtype=bool)
+        new[:, 0] = True
+        new[np.nonzero(visible)[0], step_of[visible]] = True
+        latest = np.maximum.accumulate(np.where(new, np.arange(len(steps)), 0), axis=1)  # the step each one equals
+        owner = np.repeat(np.arange(start, start + m), len(steps)).reshape(m, len(steps))[new]
+        for name, keep in (("deletion", ~changed[new]), ("insertion", changed[new])):
+            images = np.where(keep, xs[np.nonzero(new)[0]], xs.dtype.type(fill))  # (scored steps, C, H, W)
+            scores = np.zeros((m, len(steps)))
+            scores[new] = score_fn(images, owner)
+            curves[name].append(scores[np.arange(m)[:, None], latest])
     return Curves(steps / (h * w), np.concatenate(curves["deletion"]), np.concatenate(curves["insertion"]))
 
 

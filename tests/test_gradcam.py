@@ -210,6 +210,32 @@ def test_an_oracle_map_beats_random_and_random_is_near_its_expected_area(rng):
     np.testing.assert_allclose(oracle.insertion[:, -1], 1)
 
 
+
+def test_deletion_and_insertion_score_only_the_steps_that_change_the_image(rng, mnist):
+    """On digits, most steps past the ink blank (or put back) black pixels: the image is the previous
+    step's, and so is its probability. The curves equal those of scoring every step's image."""
+    x = mnist.x_test[:40]
+    maps = rng.random((len(x), 28, 28)) + (x[:, 0] > 0)  # the ink first, in random order, then the rest
+    maps[:20] = rng.random((20, 28, 28))  # and for half the images, any order
+    weights = rng.standard_normal(28 * 28)
+    seen = []
+
+    def score(images, owner):
+        seen.append(len(images))
+        return np.tanh(images.reshape(len(images), -1) @ weights) + owner  # any function of the image
+
+    got = A.deletion_insertion(score, x, maps, per_step=56)
+    steps = np.unique(np.arange(0, 784 + 56, 56).clip(max=784))
+    for i in range(len(x)):
+        order = np.argsort(-maps[i].ravel(), kind="stable")
+        for s, k in enumerate(steps):
+            deleted, inserted = x[i, 0].ravel().copy(), np.zeros(784, dtype=x.dtype)
+            deleted[order[:k]] = 0
+            inserted[order[:k]] = x[i, 0].ravel()[order[:k]]
+            assert got.deletion[i, s] == pytest.approx(np.tanh(deleted @ weights) + i, abs=1e-9)
+            assert got.insertion[i, s] == pytest.approx(np.tanh(inserted @ weights) + i, abs=1e-9)
+    assert sum(seen) < 0.9 * 2 * len(x) * len(steps)  # the repeated images were not scored again
+
 def test_spearman_handles_ties_with_average_ranks():
     a = np.array([[1.0, 2.0, 3.0, 4.0]])
     assert A.spearman(a, a)[0] == pytest.approx(1)
