@@ -189,6 +189,7 @@ def _save(fig, out_dir, name):
     figures/<name>-dark.png; return (site path, dark site path or None, width, height in CSS pixels)."""
     path = Path(out_dir) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.set_dpi(DPI)  # the size the figure is drawn at, so that dark_variant finds every word where it was drawn
     fig.savefig(path, dpi=DPI, metadata={"Software": None})
     dark = None
     if _has_words(fig):

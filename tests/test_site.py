@@ -385,6 +385,29 @@ def test_the_dark_variant_turns_ink_light_and_keeps_the_data_colours():
     assert image.get_cmap().name == "gray"
 
 
+def test_a_saved_figure_turns_the_labels_beside_its_images_light(tmp_path):
+    """Words beside a grid of images (row labels, as in the trust chapter's maps) are ink, not words over
+    an image: found where the saved picture has them, they turn light in the dark variant."""
+    import numpy as np
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    from report.figures import _save
+
+    fig = Figure(figsize=(3.5, 3), layout="constrained")
+    axes = fig.subplots(3, 4)
+    labels = []
+    for r, row in enumerate(axes):
+        for ax in row:
+            ax.imshow(np.random.default_rng(r).random((7, 7)), cmap="viridis")
+            ax.set_xticks([]), ax.set_yticks([])
+        name = "a longer name" if r == 0 else f"r{r}"  # the longest sets the margin, as "maxpool2" beside "bn2"
+        labels.append(row[0].set_ylabel(name, rotation=0, ha="right", va="center"))
+    _, dark, _, _ = _save(fig, tmp_path, "grid")
+    assert dark == "figures/grid-dark.png" and (tmp_path / "grid-dark.png").exists()
+    assert all(to_rgba(label.get_color()) == (1, 1, 1, 1) for label in labels), [l.get_color() for l in labels]
+
+
 def test_dark_mode_shows_the_dark_variant_of_every_figure_with_words(quick_site, browser):
     """Every chart has a -dark.png beside it, offered through <picture> to a dark colour scheme; a
     figure of pictures alone (a heat-map tile) has none and needs none."""
