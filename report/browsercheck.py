@@ -269,8 +269,9 @@ def lab_selftest(engine, reference, timeout=300):
 
 
 def lab_bench(page, seconds, timeout=None):
-    """lab.html?bench=<seconds>: the page trains its default network for that long, in its Web Worker,
-    then measures its test images. Images per second and the test accuracy, in real time."""
+    """lab.html?bench=<seconds>: the page trains its default network, in its Web Worker, for its default
+    epochs or for `seconds`, whichever ends first, then measures its test images. Images per second,
+    the test accuracy, the seconds it trained and why it stopped ("epochs" or "time"), in real time."""
     page_data = 'document.getElementById("lab").dataset'
     wait = _once(f'{page_data}.status === "done" || {page_data}.status === "failed" || {page_data}.diverged !== undefined',
                  f"Object.assign({{}}, {page_data})")
@@ -281,7 +282,8 @@ def lab_bench(page, seconds, timeout=None):
     if data.get("status") != "done":
         return {"measured": False, "browser": version, "reason": f"the lab did not finish ({data})"[:500]}
     return {"measured": True, "browser": version, "seconds": seconds, "steps": int(data["steps"]),
-            "images_per_second": float(data["imagesPerSecond"]), "test_accuracy": float(data["testAccuracy"])}
+            "images_per_second": float(data["imagesPerSecond"]), "test_accuracy": float(data["testAccuracy"]),
+            "trained_seconds": float(data["seconds"]), "stopped": data["stopped"]}
 
 
 REDRAWS_OF_METHODS = ("occlusion", "scorecam", "smoothgrad", "ig")  # explorer.js bench(): one redraw each, 5 times

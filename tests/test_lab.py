@@ -1,6 +1,7 @@
 """The lab: a network trained in the page, in a Web Worker, checked against NumPy."""
 
 import json
+import math
 
 import pytest
 
@@ -25,6 +26,8 @@ def test_the_build_checked_the_lab_against_numpy_and_measured_it_in_chromium(qui
     assert test["compared"] == 2 * 3 * (1 + 8) + 2 * 12
     assert bench["measured"] and bench["seconds"] == 5 and bench["steps"] > 0
     assert bench["images_per_second"] > 0 and bench["test_accuracy"] > 0.5  # it learned in 5 s
+    # 3 epochs of 5,000 images take longer than 5 s: the time limit stopped it
+    assert bench["stopped"] == "time" and 2 <= bench["trained_seconds"] <= 5.5  # (less the evaluations)
     assert record["sizes"]["train"] == 5000  # --quick: every training image it has (at most 10,000)
 
 
@@ -85,6 +88,10 @@ def test_start_pause_resume_and_reset_in_chromium(quick_site, browser):
     find("#lab-pause").click()  # resume
     wait.until(lambda d: int(_data(browser, "steps")) > paused_at)
     wait.until(lambda d: _data(browser, "status") == "done")
+    assert _data(browser, "stopped") == "epochs" and float(_data(browser, "seconds")) > 0
+    lr = float(browser.execute_script("return Math.pow(10, Number(document.getElementById('lab-lr').value))"))
+    assert find("#lab-schedule").get_attribute("value") == "cosine"  # the default: the second of 2 epochs at lr/2
+    assert float(_data(browser, "lr")) == pytest.approx(lr * (1 + math.cos(math.pi / 2)) / 2)
     assert float(_data(browser, "lossLast")) < float(_data(browser, "lossFirst"))  # the loss fell
     assert int(_data(browser, "kernelDraws")) > kernels + 1  # the kernels were redrawn as they learned
     assert 0.5 < float(_data(browser, "testAccuracy")) <= 1
@@ -141,6 +148,19 @@ def test_a_learning_rate_far_too_high_ends_in_a_message_not_a_frozen_page(quick_
     assert console_errors(browser) == []
 
 
+def test_a_constant_schedule_keeps_the_learning_rate(quick_site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    _set_up(browser, quick_site, 1000, 2)
+    Select(browser.find_element(By.ID, "lab-schedule")).select_by_value("constant")
+    lr = float(browser.execute_script("return Math.pow(10, Number(document.getElementById('lab-lr').value))"))
+    browser.find_element(By.ID, "lab-start").click()
+    WebDriverWait(browser, 60).until(lambda d: _data(browser, "status") == "done")
+    assert float(_data(browser, "lr")) == pytest.approx(lr)
+    assert "learning rate" in browser.find_element(By.ID, "lab-status").text
+
+
 def test_every_lab_control_is_reachable_by_keyboard(quick_site, browser):
     from selenium.webdriver.common.keys import Keys
 
@@ -151,6 +171,6 @@ def test_every_lab_control_is_reachable_by_keyboard(quick_site, browser):
         active = browser.switch_to.active_element
         reached.add(active.get_attribute("id") or active.text)
         active.send_keys(Keys.TAB)
-    wanted = {"lab-lr", "lab-opt", "lab-batch", "lab-epochs", "lab-train", "lab-bn", "lab-dropout", "lab-widths",
+    wanted = {"lab-lr", "lab-opt", "lab-batch", "lab-epochs", "lab-schedule", "lab-train", "lab-bn", "lab-dropout", "lab-widths",
               "lab-seed", "lab-start", "lab-reset", "lab-compare", "Default", "Learning rate far too high"}
     assert wanted <= reached, wanted - reached

@@ -379,6 +379,14 @@ function LabEngine() {
     return sgd(lr, 0);
   }
 
+  // The learning rate of each epoch, as cnn/optim.py's schedules, applied per epoch: "constant", or
+  // "cosine", annealed from lr in the first epoch towards 0: lr (1 + cos(pi e / epochs)) / 2 in epoch e
+  // (counted from 0), so the last epoch still learns, slowly.
+  function schedule(kind, lr, epochs) {
+    if (kind === "cosine") return function (e) { return lr * (1 + Math.cos(Math.PI * e / epochs)) / 2; };
+    return function () { return lr; };
+  }
+
   // One step on a batch: forward in training mode, loss, backward, update.
   function trainStep(net, opt, x, labels, n, masks) {
     const scores = forward(net, x, n, true, masks);
@@ -430,6 +438,6 @@ function LabEngine() {
   }
 
   return { uniforms: uniforms, layout: layout, create: create, forward: forward, backward: backward,
-           softmaxCrossEntropy: softmaxCrossEntropy, optimizer: optimizer, trainStep: trainStep,
+           softmaxCrossEntropy: softmaxCrossEntropy, optimizer: optimizer, schedule: schedule, trainStep: trainStep,
            evaluate: evaluate, state: state, setState: setState };
 }

@@ -50,7 +50,8 @@ function labWorker() {
   function start(m) {
     const s = m.settings, spec = { widths: s.widths, batchnorm: s.batchnorm, dropout: s.dropout };
     const net = E.create(spec, s.seed);
-    job = { s: s, net: net, opt: E.optimizer(s.optimizer, s.lr), train: m.train, validation: m.validation,
+    job = { s: s, net: net, opt: E.optimizer(s.optimizer, s.lr), rate: E.schedule(s.schedule, s.lr, s.epochs),
+            train: m.train, validation: m.validation,
             test: m.test, validationFloats: floatImages(m.validation), testFloats: floatImages(m.test),
             epoch: 0, at: 0, step: 0, seen: 0, order: null, uniform: E.uniforms(s.seed + 7919),
             deadline: m.seconds ? performance.now() + 1000 * m.seconds : null, started: performance.now(),
@@ -68,7 +69,7 @@ function labWorker() {
 
   function finish(reason) {
     evaluate("test");
-    postMessage({ type: "done", reason: reason, seen: job.seen, step: job.step,
+    postMessage({ type: "done", reason: reason, seen: job.seen, step: job.step, seconds: job.computing / 1000,
                   imagesPerSecond: job.seen / (job.computing / 1000), state: E.state(job.net) });
     job = null;
   }
@@ -79,9 +80,10 @@ function labWorker() {
     while (performance.now() - t0 < 100) {
       if (job.order === null || job.at >= job.count) {
         if (job.order !== null) job.epoch += 1;
-        if (job.epoch >= job.s.epochs && !job.deadline) { job.computing += performance.now() - t0; postProgress(losses); finish("epochs"); return; }
+        if (job.epoch >= job.s.epochs) { job.computing += performance.now() - t0; postProgress(losses); finish("epochs"); return; }
         job.order = shuffle(job.count, job.uniform);
         job.at = 0;
+        job.opt.lr = job.rate(job.epoch);
       }
       const n = Math.min(job.s.batch, job.count - job.at);
       const b = images(job.train, job.at, n, job.order);
@@ -104,7 +106,7 @@ function labWorker() {
   }
 
   function postProgress(losses) {
-    postMessage({ type: "progress", losses: losses, step: job.step, seen: job.seen, epoch: job.epoch,
+    postMessage({ type: "progress", losses: losses, step: job.step, seen: job.seen, epoch: job.epoch, lr: job.opt.lr,
                   imagesPerSecond: job.seen / (job.computing / 1000) });
   }
 
@@ -142,7 +144,8 @@ function labWorker() {
 
   function settings() {
     return { lr: lrFromSlider($("lab-lr").value), optimizer: $("lab-opt").value, batch: Number($("lab-batch").value),
-             epochs: Number($("lab-epochs").value), train: Number($("lab-train").value), batchnorm: $("lab-bn").checked,
+             epochs: Number($("lab-epochs").value), schedule: $("lab-schedule").value, train: Number($("lab-train").value),
+             batchnorm: $("lab-bn").checked,
              dropout: Number($("lab-dropout").value), widths: WIDTHS[$("lab-widths").value],
              seed: Math.max(0, Math.floor(Number($("lab-seed").value) || 0)) };
   }
@@ -152,6 +155,7 @@ function labWorker() {
     $("lab-opt").value = s.optimizer;
     $("lab-batch").value = String(s.batch);
     $("lab-epochs").value = String(s.epochs);
+    $("lab-schedule").value = s.schedule;
     $("lab-train").value = String(s.train);
     $("lab-bn").checked = s.batchnorm;
     $("lab-dropout").value = String(s.dropout);
@@ -332,7 +336,7 @@ function labWorker() {
     if (worker) worker.terminate();
     worker = makeWorker();
     const count = Math.min(s.train, data.train.count);
-    run = { settings: s, loss: [], accuracy: [], seen: 0, planned: seconds ? count * 20 : count * s.epochs,
+    run = { settings: s, loss: [], accuracy: [], seen: 0, planned: count * s.epochs,
             started: performance.now(), seconds: seconds };
     state = "running";
     buttons();
@@ -356,10 +360,12 @@ function labWorker() {
       }
       root.dataset.imagesPerSecond = m.imagesPerSecond.toFixed(0);
       root.dataset.steps = String(m.step);
+      root.dataset.lr = String(m.lr);
       if (m.losses.length) run.lastLoss = m.losses[m.losses.length - 1];
       const last = run.lastLoss;
       say("Epoch " + Math.min(m.epoch + 1, run.settings.epochs) + " of " + run.settings.epochs + ": " + m.seen.toLocaleString("en") +
-          " images seen, " + m.step + " steps, last batch loss " + (Number.isFinite(last) ? last.toFixed(3) : "NaN") + ", " +
+          " images seen, " + m.step + " steps, learning rate " + fmtLr(m.lr) + ", last batch loss " +
+          (Number.isFinite(last) ? last.toFixed(3) : "NaN") + ", " +
           Math.round(m.imagesPerSecond) + " images per second." + (state === "paused" ? " Paused." : ""));
       drawCharts();
     } else if (m.type === "kernels") {
@@ -392,6 +398,8 @@ function labWorker() {
       run.speed = m.imagesPerSecond;
       root.dataset.testAccuracy = String(run.test);
       root.dataset.imagesPerSecond = m.imagesPerSecond.toFixed(0);
+      root.dataset.stopped = m.reason;  // "epochs", or "time" when a time limit (build.py's measurement) came first
+      root.dataset.seconds = m.seconds.toFixed(1);
       $("lab-result").textContent = "Done: " + m.seen.toLocaleString("en") + " images in " + m.step + " steps, " +
         Math.round(m.imagesPerSecond) + " images per second; " + pct(run.test) + " of the " +
         data.test.count.toLocaleString("en") + " test images right. The network this site trained in NumPy, a larger " +
@@ -419,13 +427,15 @@ function labWorker() {
     $("lab-confusion-note").textContent = "";
     $("lab-kernels").textContent = "";
     $("lab-explain").hidden = true;
-    for (const key of ["diverged", "lossFirst", "lossLast", "steps", "imagesPerSecond", "testAccuracy"]) delete root.dataset[key];
+    for (const key of ["diverged", "lossFirst", "lossLast", "steps", "lr", "imagesPerSecond", "testAccuracy", "stopped", "seconds"])
+      delete root.dataset[key];
     root.dataset.kernelDraws = "0";
   }
 
   function setup() {
     fill($("lab-opt"), ["sgd", "momentum", "adam"], function (v) { return { sgd: "SGD", momentum: "SGD with momentum 0.9", adam: "Adam" }[v]; });
     fill($("lab-batch"), [8, 16, 32, 64, 128]);
+    fill($("lab-schedule"), ["cosine", "constant"], function (v) { return { cosine: "cosine decay", constant: "constant" }[v]; });
     fill($("lab-train"), [1000, 2000, 5000, 10000].filter(function (v) { return v <= data.train.count; }).concat(
       data.train.count < 1000 ? [data.train.count] : []), function (v) { return v.toLocaleString("en"); });
     fill($("lab-dropout"), [0, 0.1, 0.25, 0.5]);
@@ -437,7 +447,7 @@ function labWorker() {
       b.addEventListener("click", function () { apply(s); $("lab-lesson").textContent = lesson; });
       presets.append(b);
     };
-    add("Default", D, "The defaults: Adam, batch norm, a little dropout.");
+    add("Default", D, "The defaults: Adam, its learning rate decaying over the epochs, batch norm, a little dropout.");
     for (const p of LAB.presets) add(p.title, Object.assign({}, D, p.settings), p.lesson);
     apply(Object.assign({}, D, { train: Math.min(D.train, data.train.count) }));
     $("lab-lr").addEventListener("input", showLr);
@@ -468,7 +478,7 @@ function labWorker() {
     setup();
     root.dataset.status = "ready";
     const bench = new URLSearchParams(location.search).get("bench");
-    if (bench) startRun(Object.assign({}, D, { epochs: 1000 }), Number(bench) || 60);  // build.py's measurement
+    if (bench) startRun(D, Number(bench) || 60);  // build.py's measurement: the defaults, stopped at the time limit if need be
   }).catch(function (e) {
     root.dataset.status = "failed";
     const note = $("lab-static");
