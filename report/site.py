@@ -121,13 +121,18 @@ def _build(config, log, templates_dir, memory):
                 with timings.phase("pages"):
                     write_site(tmp, pages, context, figure_entries, figure_dir, templates_dir)
                     log(f"pages: {len(pages)} chapters, {len(context['explain']['gallery'])} gallery pages")
+                parts = Timings()  # the browser phase, page by page
                 with timings.phase("browser"):
-                    browser = _browser_selftest(tmp, log)
-                    # the lab first: its 60 s in Chromium while this process is at its smallest (the
+                    with parts.phase("try_it"):
+                        browser = _browser_selftest(tmp, log)
+                    # the lab first: its training in Chromium while this process is at its smallest (the
                     # explorer's reference, made next, leaves this process a few hundred MB larger)
-                    lab_check = _lab_check(tmp, lab_ref, config, log)
-                    explorer_check = _explorer_selftest(tmp, run, data, config, log)
+                    with parts.phase("lab"):
+                        lab_check = _lab_check(tmp, lab_ref, config, log)
+                    with parts.phase("explorer"):
+                        explorer_check = _explorer_selftest(tmp, run, data, config, log)
                 record = run_record(config, context, run, drawn, timings, tmp, figure_entries)
+                record["timings"]["browser_pages"] = dict(parts)
                 record["browser"] = browser
                 record["explorer"] = dict(context["explorer"], **explorer_check)
                 record["lab"] = dict({k: v for k, v in context["lab"].items() if k != "presets"}, **lab_check)

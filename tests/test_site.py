@@ -56,6 +56,9 @@ def test_run_json_holds_the_metrics(quick_site):
     assert m["images_per_second"] > 0
     assert max(max(e.values()) for e in record["gradcheck"].values()) < 1e-6
     assert {"data", "train", "figures", "pages", "total"} <= set(record["timings"])
+    parts = record["timings"]["browser_pages"]  # the browser phase, page by page
+    assert set(parts) == {"try_it", "lab", "explorer"}
+    assert sum(parts.values()) == pytest.approx(record["timings"]["browser"], abs=0.1)
     assert record["versions"]["numpy"]
     assert record["site"]["bytes"] > 0
 
