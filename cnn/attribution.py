@@ -267,11 +267,11 @@ def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64):
         new[:, 0] = True
         new[np.nonzero(visible)[0], step_of[visible]] = True
         latest = np.maximum.accumulate(np.where(new, np.arange(len(steps)), 0), axis=1)  # the step each one equals
-        owner = np.repeat(np.arange(start, start + m), len(steps)).reshape(m, len(steps))[new]
-        for name, keep in (("deletion", ~changed[new]), ("insertion", changed[new])):
-            images = np.where(keep, xs[np.nonzero(new)[0]], xs.dtype.type(fill))  # (scored steps, C, H, W)
+        image, step = np.nonzero(new)  # the scored steps, image by image
+        gone = changed[image, step]  # (scored steps, 1, H, W)
+        for name, keep in (("deletion", ~gone), ("insertion", gone)):
             scores = np.zeros((m, len(steps)))
-            scores[new] = score_fn(images, owner)
+            scores[image, step] = score_fn(np.where(keep, xs[image], xs.dtype.type(fill)), start + image)
             curves[name].append(scores[np.arange(m)[:, None], latest])
     return Curves(steps / (h * w), np.concatenate(curves["deletion"]), np.concatenate(curves["insertion"]))
 
