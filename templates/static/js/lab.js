@@ -54,7 +54,7 @@ function labWorker() {
             train: m.train, validation: m.validation,
             test: m.test, validationFloats: floatImages(m.validation), testFloats: floatImages(m.test),
             epoch: 0, at: 0, step: 0, seen: 0, order: null, uniform: E.uniforms(s.seed + 7919),
-            deadline: m.seconds ? performance.now() + 1000 * m.seconds : null, started: performance.now(),
+            deadline: m.seconds ? performance.now() + 1000 * m.seconds : null,
             computing: 0, evalEvery: m.evalEvery, count: Math.min(s.train, m.train.count) };
     postMessage({ type: "kernels", kernels: kernels(net) });
     evaluate("validation");
@@ -336,8 +336,7 @@ function labWorker() {
     if (worker) worker.terminate();
     worker = makeWorker();
     const count = Math.min(s.train, data.train.count);
-    run = { settings: s, loss: [], accuracy: [], seen: 0, planned: count * s.epochs,
-            started: performance.now(), seconds: seconds };
+    run = { settings: s, loss: [], accuracy: [], seen: 0, planned: count * s.epochs };
     state = "running";
     buttons();
     $("lab-result").textContent = "";
