@@ -11,6 +11,7 @@ samples it a few times a second; on systems without /proc it reports nothing.
 import ctypes
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -50,10 +51,14 @@ def _tree(pid):
 
 
 class PeakMemory:
-    """with PeakMemory() as m: ...; then m.peak_mb is the largest sum of Pss seen over the process tree."""
+    """with PeakMemory() as m: ...; then m.peak_mb is the largest sum of Pss seen over the process tree.
+
+    Inside `with m.phase("name"):` the samples are also counted for that phase (nested phases are named
+    "outer/inner"): m.by_phase_mb is {phase: its peak} for the phases that lasted long enough to be sampled."""
 
     def __init__(self, interval=0.25):
         self.interval, self.peak_kb = interval, 0
+        self._phase, self._peaks = None, {}  # the phase now running ("outer/inner"), its peaks
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="peak-memory", daemon=True)
 
@@ -65,9 +70,26 @@ class PeakMemory:
     def peak_mb(self):
         return round(self.peak_kb / 1024, 1) if self.available else None
 
+    @property
+    def by_phase_mb(self):
+        return {k: round(v / 1024, 1) for k, v in self._peaks.items()} if self.available else {}
+
+    @contextmanager
+    def phase(self, name):
+        outer = self._phase
+        self._phase = f"{outer}/{name}" if outer else name  # one assignment: the sampler reads it whole
+        try:
+            yield
+        finally:
+            self._phase = outer
+
     def _sample(self):
         while True:
-            self.peak_kb = max(self.peak_kb, sum(_pss_kb(p) for p in _tree(os.getpid())))
+            kb = sum(_pss_kb(p) for p in _tree(os.getpid()))
+            self.peak_kb = max(self.peak_kb, kb)
+            name = self._phase
+            if name:
+                self._peaks[name] = max(self._peaks.get(name, 0), kb)
             if self._stop.wait(self.interval):
                 return
 

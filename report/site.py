@@ -20,7 +20,7 @@ import platform
 import resource
 import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import metadata
 from pathlib import Path
 
@@ -60,10 +60,17 @@ PACKAGES = ["numpy", "threadpoolctl", "tqdm", "matplotlib", "pillow", "jinja2", 
 
 
 class Timings(dict):
+    """{phase: seconds}; with a PeakMemory, its samples are counted for the phase too."""
+
+    def __init__(self, memory=None):
+        super().__init__()
+        self.memory = memory
+
     @contextmanager
     def phase(self, name):
         start = time.perf_counter()
-        yield
+        with self.memory.phase(name) if self.memory else nullcontext():
+            yield
         self[name] = round(time.perf_counter() - start, 3)
 
 
@@ -83,7 +90,7 @@ def build(config, log=log_stderr, templates_dir=TEMPLATES_DIR):
 
 
 def _build(config, log, templates_dir, memory):
-    timings = Timings()
+    timings = Timings(memory)
     out = Path(config.out).expanduser().resolve()
     cache = Path(config.cache_dir).expanduser().resolve()
     content = Path(config.content).expanduser().resolve()
@@ -110,7 +117,7 @@ def _build(config, log, templates_dir, memory):
                                 "site anyway, saying that the network did not learn.")
             log(f"warning: training failed ({verdict['why']}); publishing anyway (--publish-failed)")
         with timings.phase("figures"):
-            context, figure_entries, figure_dir, drawn = obtain_artifacts(config, run, data, log)
+            context, figure_entries, figure_dir, drawn = obtain_artifacts(config, run, data, log, memory)
         context["verdict"] = verdict
         lab_ref = lab_reference(data, config.rngs()["lab"].spawn(1)[0])  # a batch of training images: before they go
         # what is left needs only the test images: give the training images' memory back
@@ -121,7 +128,7 @@ def _build(config, log, templates_dir, memory):
                 with timings.phase("pages"):
                     write_site(tmp, pages, context, figure_entries, figure_dir, templates_dir)
                     log(f"pages: {len(pages)} chapters, {len(context['explain']['gallery'])} gallery pages")
-                parts = Timings()  # the browser phase, page by page
+                parts = Timings(memory)  # the browser phase, page by page
                 with timings.phase("browser"):
                     with parts.phase("try_it"):
                         browser = _browser_selftest(tmp, log)
@@ -137,6 +144,7 @@ def _build(config, log, templates_dir, memory):
                 record["explorer"] = dict(context["explorer"], **explorer_check)
                 record["lab"] = dict({k: v for k, v in context["lab"].items() if k != "presets"}, **lab_check)
                 record["memory_mb"]["all_processes"] = memory.peak_mb  # up to the self-test
+                record["memory_mb"]["all_processes_by_phase"] = memory.by_phase_mb
                 (tmp / "run.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         except OSError as e:
             if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
@@ -255,14 +263,14 @@ def training_verdict(history, classes):
 
 # ---------------------------------------------------------------- analysis and figures
 
-def obtain_artifacts(config, run, data, log):
+def obtain_artifacts(config, run, data, log, memory=None):
     """(context, figure entries, folder of figure files, drawn now?) from the cache or made anew.
 
     Every file of a cache entry is listed in artifacts.json with its SHA-256;
     an entry whose files do not match (a truncated figure, say) or whose record
     is malformed is drawn again. The context records how long its parts took
     when they were made (context["made"]), so that run.json can report them
-    after a cached build too.
+    after a cached build too; memory, a PeakMemory, is told which part is running.
     """
     code = source_hash("report", names=FIGURE_SOURCES) + source_hash("cnn", names=EXPLANATION_SOURCES)
     key = digest("artifacts", ARTIFACTS_FORMAT, run.key, code, config.gallery, config.faithfulness,
@@ -276,7 +284,7 @@ def obtain_artifacts(config, run, data, log):
         except UserError as e:
             log(f"warning: the cached figures in {entry} are unusable and will be drawn again: {e}")
     rngs = config.rngs()
-    made = Timings()
+    made = Timings(memory)
     with made.phase("analysis"):
         log("analysis: evaluating the test set, gradient checks")
         context, arrays = analyse(config, run, data, rngs["gradcheck"])

@@ -5,8 +5,10 @@ import html
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .conftest import build
@@ -61,6 +63,31 @@ def test_run_json_holds_the_metrics(quick_site):
     assert sum(parts.values()) == pytest.approx(record["timings"]["browser"], abs=0.1)
     assert record["versions"]["numpy"]
     assert record["site"]["bytes"] > 0
+    memory = record["memory_mb"]
+    if memory["all_processes"] is not None:  # where /proc tells
+        phases = memory["all_processes_by_phase"]
+        assert {"train", "figures/explanations", "browser/lab"} <= set(phases)
+        assert 0 < max(phases.values()) <= memory["all_processes"]
+
+
+def test_the_peak_memory_is_counted_for_the_phase_that_held_it():
+    from report.memory import PeakMemory
+
+    with PeakMemory(interval=0.05) as m:
+        if not m.available:
+            pytest.skip("no /proc on this system")
+        with m.phase("outer"):
+            with m.phase("big"):
+                held = np.ones(200 * 2**20 // 8)  # 200 MB, touched
+                time.sleep(0.5)
+                del held
+            time.sleep(0.5)
+        with m.phase("small"):
+            time.sleep(0.5)
+    phases = m.by_phase_mb
+    assert set(phases) == {"outer", "outer/big", "small"}
+    assert phases["outer/big"] > phases["small"] + 150
+    assert m.peak_mb == max(phases.values())
 
 
 def test_the_page_shows_the_measured_accuracy(quick_site):
