@@ -17,7 +17,7 @@
     return new Promise(function (resolve, reject) {
       const s = document.createElement("script");
       s.src = src;
-      s.onload = resolve;
+      s.onload = function () { s.remove(); resolve(); };  // a reference is let go once it is read
       s.onerror = function () { reject(new Error("cannot load " + src)); };
       document.head.append(s);
     });
