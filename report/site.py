@@ -132,8 +132,8 @@ def _build(config, log, templates_dir, memory):
                 with timings.phase("browser"):
                     with parts.phase("try_it"):
                         browser = _browser_selftest(tmp, log)
-                    # the lab first: its training in Chromium while this process is at its smallest (the
-                    # explorer's reference, made next, leaves this process a few hundred MB larger)
+                    # the lab first: its training in Chromium while this process is at its smallest (making
+                    # the explorer's references, next, leaves it larger)
                     with parts.phase("lab"):
                         lab_check = _lab_check(tmp, lab_ref, config, log)
                     with parts.phase("explorer"):
