@@ -53,8 +53,9 @@ def _tree(pid):
 class PeakMemory:
     """with PeakMemory() as m: ...; then m.peak_mb is the largest sum of Pss seen over the process tree.
 
-    Inside `with m.phase("name"):` the samples are also counted for that phase (nested phases are named
-    "outer/inner"): m.by_phase_mb is {phase: its peak} for the phases that lasted long enough to be sampled."""
+    Inside `with m.phase("name"):` the samples are also counted for that phase and every phase around it
+    (nested phases are named "outer/inner"): m.by_phase_mb is {phase: its peak} for the phases that lasted
+    long enough to be sampled."""
 
     def __init__(self, interval=0.25):
         self.interval, self.peak_kb = interval, 0
@@ -88,8 +89,9 @@ class PeakMemory:
             kb = sum(_pss_kb(p) for p in _tree(os.getpid()))
             self.peak_kb = max(self.peak_kb, kb)
             name = self._phase
-            if name:
+            while name:  # the phase, and every phase it is part of
                 self._peaks[name] = max(self._peaks.get(name, 0), kb)
+                name = name.rpartition("/")[0]
             if self._stop.wait(self.interval):
                 return
 
