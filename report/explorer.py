@@ -127,7 +127,7 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
                 doc["methods"] = method_reference(net, x[:METHOD_IMAGES], rng)
             encoded = float32_base64(doc)
             del doc, layers
-            release_freed_memory()  # the arrays behind this network's doc, before its browser starts
+            release_freed_memory()  # the arrays behind this network's doc, before the next network's are made
             yield epoch, encoded
 
     return header, docs()
