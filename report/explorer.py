@@ -16,6 +16,15 @@ not published: the build writes it beside a harness page in a temporary folder a
 page in headless Chromium (report/browsercheck.py). NumPy computes it on the very weights
 the page holds: the float32 network for the last epoch, the float16-rounded ones before.
 What the rounding itself changes is measured separately (float16_effect).
+
+Saliency and guided backpropagation follow each gradient to one pixel, so they are computed
+as the page computes (page_arithmetic: sums in float64, every layer's output stored in
+float32). Where a stroke is saturated, neighbouring windows are identical and a max pool
+sees an exact tie; the page's sums give both the same value and the gradient goes to the
+first, but float32 matrix products round a column by its place in the batch, so NumPy in
+float32 could send it to the other, a difference of the whole gradient at two pixels (1.2
+on one machine's network). Grad-CAM's weights average each channel's gradient, which such
+a tie moves only within its window, so its steps are computed in float32 as the site shows them.
 """
 
 import base64
@@ -112,17 +121,19 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
     header = {"indices": [int(i) for i in idx], "images": int(len(idx)), "classes": int(k),
               "image_size": int(np.prod(x.shape[1:])), "pixels": float32_base64(x)}
 
+    xs64 = xs.astype(np.float64)
     steps = ("weights", "weighted_sum", "cam", "upsampled")
 
     def docs():
         for epoch, net in networks.items():
+            page = page_arithmetic(net)  # for the maps that follow a gradient to its pixel: see above
             layers = chunked(lambda a, b: {layer: {k: getattr(g, k) for k in steps}
                                            for layer, g in grad_cam_layers(net, a, b).items()}, xs, cs)
             for arrays in layers.values():  # (K, h, w) of the layer's maps, for the page's loops
                 arrays["shape"] = [arrays["weights"].shape[1], *arrays["weighted_sum"].shape[1:]]
             doc = {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": layers,
-                   "saliency": chunked(lambda a, b: saliency(net, a, b), xs, cs),
-                   "guided": chunked(lambda a, b: guided_backprop(net, a, b), xs, cs)}
+                   "saliency": chunked(lambda a, b: saliency(page, a, b), xs64, cs),
+                   "guided": chunked(lambda a, b: guided_backprop(page, a, b), xs64, cs)}
             if epoch == max(networks):
                 doc["methods"] = method_reference(net, x[:METHOD_IMAGES], rng)
             encoded = float32_base64(doc)

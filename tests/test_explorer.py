@@ -60,6 +60,38 @@ def test_the_build_checked_the_page_against_numpy_in_chromium(quick_site):
         assert row["max_probability_change"] < 0.05
 
 
+def _float32s(text):
+    return np.frombuffer(base64.b64decode(text), dtype="<f4")
+
+
+def test_the_self_tests_pixel_maps_do_not_depend_on_an_images_place_in_its_batch(mnist):
+    """Saliency and guided backpropagation route each window's gradient to its first maximum. In float32
+    matrix products two identical windows (a saturated stroke) can round differently by their column,
+    so NumPy's float32 answer for an image changed with its batch (by 0.4 on one machine), and the
+    page, whose equal windows tie exactly, was judged wrong. The reference is computed as the page
+    computes, and an image gets the same answer alone as among the others."""
+    from types import SimpleNamespace
+
+    from cnn.attribution import guided_backprop, saliency
+    from cnn.model import fold_batchnorm
+    from report.explorer import page_arithmetic, selftest_reference
+
+    from .conftest import train_default
+
+    net = fold_batchnorm(train_default(mnist, 1024, 2e-3))
+    data = SimpleNamespace(x_test=mnist.x_test[:500], y_test=mnist.y_test[:500])
+    header, docs = selftest_reference({0: net}, data, np.random.default_rng(0), n=30)
+    (_, doc), = list(docs)
+    n, k = header["images"], header["classes"]
+    x = _float32s(header["pixels"]).reshape(n, 1, 28, 28).astype(np.float64)
+    page = page_arithmetic(net)
+    for name, fn in (("saliency", saliency), ("guided", guided_backprop)):
+        batch = _float32s(doc[name]).reshape(n, k, 28, 28)
+        for i in range(n):
+            alone = fn(page, np.repeat(x[i : i + 1], k, axis=0), np.arange(k))
+            assert np.abs(batch[i] - alone).max() <= 1e-6, (name, i)
+
+
 def test_explanations_over_training_are_measured_and_shown(quick_site):
     record = json.loads((quick_site / "run.json").read_text())["explorer"]
     rows = record["over_training"]
