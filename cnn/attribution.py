@@ -47,25 +47,33 @@ from .parallel import DEFAULT_WORKERS
 
 
 def input_gradient(model, x, classes, guided=False):
-    """d y^c / d x for each image, optionally with the guided-backpropagation rule at every ReLU."""
+    """d y^c / d x for each image, optionally with the guided-backpropagation rule at every ReLU.
+
+    classes (N,) gives (N, C, H, W); classes (N, K) gives (N, K, C, H, W), the gradient of each of
+    K classes of every image, from one forward pass and K backward passes."""
+    classes = np.asarray(classes)
     scores = model.forward(x)
-    d = class_onehot(scores, np.asarray(classes))
-    for layer in reversed(model.layers):
-        if guided and layer.kind == "relu":
-            d = np.maximum(d, 0)  # guided: only positive gradient passes back through a ReLU...
-        d = layer.backward(d, need_params=False)  # ...and, as always, only where its input was positive
+    out = []
+    for column in classes.reshape(len(classes), -1).T:
+        d = class_onehot(scores, column)
+        for layer in reversed(model.layers):
+            if guided and layer.kind == "relu":
+                d = np.maximum(d, 0)  # guided: only positive gradient passes back through a ReLU...
+            d = layer.backward(d, need_params=False)  # ...and, as always, only where its input was positive
+        out.append(d)
     model.clear_cache()
-    return d
+    return out[0] if classes.ndim == 1 else np.stack(out, axis=1)
 
 
 def saliency(model, x, classes):
-    """|d y^c / d x|, the largest over input channels: (N, H, W)."""
-    return np.abs(input_gradient(model, x, classes)).max(axis=1)
+    """|d y^c / d x|, the largest over input channels: (N, H, W), or (N, K, H, W) for classes (N, K)."""
+    return np.abs(input_gradient(model, x, classes)).max(axis=-3)
 
 
 def guided_backprop(model, x, classes):
-    """Guided backpropagation, positive part, largest over input channels: (N, H, W)."""
-    return np.maximum(input_gradient(model, x, classes, guided=True), 0).max(axis=1)
+    """Guided backpropagation, positive part, largest over input channels: (N, H, W), or (N, K, H, W)
+    for classes (N, K)."""
+    return np.maximum(input_gradient(model, x, classes, guided=True), 0).max(axis=-3)
 
 
 def guided_grad_cam(model, x, classes, layer=None):

@@ -121,7 +121,7 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
     header = {"indices": [int(i) for i in idx], "images": int(len(idx)), "classes": int(k),
               "image_size": int(np.prod(x.shape[1:])), "pixels": float32_base64(x)}
 
-    xs64 = xs.astype(np.float64)
+    x64, every = x.astype(np.float64), np.tile(np.arange(k), (len(idx), 1))
     steps = ("weights", "weighted_sum", "cam", "upsampled")
 
     def docs():
@@ -131,9 +131,10 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
                                            for layer, g in grad_cam_layers(net, a, b).items()}, xs, cs)
             for arrays in layers.values():  # (K, h, w) of the layer's maps, for the page's loops
                 arrays["shape"] = [arrays["weights"].shape[1], *arrays["weighted_sum"].shape[1:]]
+            # every class of an image from one forward pass: (images, classes, H, W) -> (pairs, H, W)
+            pairs = lambda fn: chunked(lambda a, b: fn(page, a, b), x64, every).reshape(len(xs), *x.shape[2:])
             doc = {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": layers,
-                   "saliency": chunked(lambda a, b: saliency(page, a, b), xs64, cs),
-                   "guided": chunked(lambda a, b: guided_backprop(page, a, b), xs64, cs)}
+                   "saliency": pairs(saliency), "guided": pairs(guided_backprop)}
             if epoch == max(networks):
                 doc["methods"] = method_reference(net, x[:METHOD_IMAGES], rng)
             encoded = float32_base64(doc)

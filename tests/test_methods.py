@@ -91,6 +91,16 @@ def _score_cam_loop(model, image, c, layer):
     return up / up.max() if up.max() > 0 else up
 
 
+@pytest.mark.parametrize("fn", [A.saliency, A.guided_backprop])
+def test_several_classes_of_each_image_from_one_forward_pass_equal_one_class_at_a_time(trained, mnist, fn):
+    x = mnist.x_test[:6]
+    classes = np.array([[c, (c + 3) % 10, 9 - c] for c in range(6)])  # (N, K): three classes of each image
+    together = fn(trained, x, classes)
+    assert together.shape == (6, 3, 28, 28)
+    for j in range(3):
+        np.testing.assert_array_equal(together[:, j], fn(trained, x, classes[:, j]))
+
+
 @pytest.mark.parametrize("layer", ["conv2", "conv3"])
 def test_grad_cam_plus_plus_and_score_cam_equal_direct_loops(trained, mnist, layer):
     x = mnist.x_test[10:14]
