@@ -1,10 +1,11 @@
 """Explanations for the site: the gallery, Grad-CAM of every step, other methods, and the trust tests.
 
-``explain`` returns a JSON-able context for the Grad-CAM chapters and the
-arrays their figures are drawn from. The gallery is picked by a seeded rule;
-its Grad-CAM maps for all ten classes come from one batched pass per image;
-the trust chapter's measurements (report/trust.py) run over a stratified,
-seeded set of test images.
+Two steps, each returning a JSON-able context and the arrays its figures are
+drawn from: ``explain_gallery`` (the gallery, picked by a seeded rule; its
+Grad-CAM maps for all ten classes come from one batched pass per image) and
+``explain_trust`` (the trust chapter's measurements, report/trust.py, over a
+stratified, seeded set of test images). The build draws the gallery's figures
+while the second runs; ``merged`` joins their contexts.
 """
 
 import time
@@ -59,10 +60,15 @@ def _methods(layer):
     }
 
 
-def explain(config, run, data, proba, rngs):
-    """(context, arrays): the gallery with every Grad-CAM step, the other methods, and the trust tests.
+def merged(gallery_context, trust_context):
+    """The Grad-CAM and trust chapters' context ("explain"): explain_gallery's and explain_trust's."""
+    timings = dict(gallery_context["timings"], **trust_context["timings"])
+    return {**gallery_context, **trust_context, "timings": timings}
 
-    rngs: {"gallery", "faithfulness", "randomization": Generator}, one stream each."""
+
+def explain_gallery(config, run, data, proba, rngs):
+    """(context, arrays) of the gallery: Grad-CAM of every gallery image for every class, with every step,
+    and every other method's map of it. rngs["gallery"] is the one stream it draws from."""
     model = run.model
     timings = {}
     start = time.perf_counter()
@@ -133,26 +139,37 @@ def explain(config, run, data, proba, rngs):
     worked = next((g for g, item in enumerate(gallery) if item["why"] == "confident"), 0)
     blank = _blank_example(gallery, gallery_arrays)
 
-    start = time.perf_counter()
-    measured, trust_arrays = trust.measure(model, fast, run, data, proba, rngs, last, config.faithfulness, config.jobs)
-    timings["trust"] = time.perf_counter() - start
-    measured["completeness"] = {k: {"median": float(np.median(g)), "max": float(g.max()), "steps": IG_STEPS}
-                                for k, g in gaps.items()}
-    start = time.perf_counter()
-    sanity = randomization(model, data, proba, rngs["randomization"], last, trust_arrays["indices"][: measured["sanity_images"]])
-    timings["randomization"] = time.perf_counter() - start
-
     context = {
         "gallery": gallery, "layer": last, "layers": blocks, "methods": list(methods),
         "layer_shape": list(gallery_arrays["activations"].shape[2:]),
         "channels": int(gallery_arrays["activations"].shape[1]),
         "worked": worked, "blank": blank,
-        "trust": measured,
-        "randomization": {k2: v for k2, v in sanity.items() if k2 != "maps"},
         "timings": {k2: round(v, 3) for k2, v in timings.items()},
     }
     arrays = {"gallery": gallery_arrays, "methods": methods, "picks": np.array(picks),
-              "trust": trust_arrays, "randomization_maps": sanity["maps"],
+              # integrated gradients' completeness on the gallery, reported in the trust chapter
+              "completeness": {k: {"median": float(np.median(g)), "max": float(g.max()), "steps": IG_STEPS}
+                               for k, g in gaps.items()}}
+    return context, arrays
+
+
+def explain_trust(config, run, data, proba, rngs, last, completeness):
+    """(context, arrays) of the trust chapter: report/trust.py's measurements on a stratified set of test
+    images and the cascading randomisation of the weights, for the block `last`; completeness is
+    explain_gallery's. rngs["faithfulness"] and rngs["randomization"] are the streams it draws from."""
+    model = run.model
+    timings = {}
+    start = time.perf_counter()
+    measured, trust_arrays = trust.measure(model, fold_batchnorm(model), run, data, proba, rngs, last,
+                                           config.faithfulness, config.jobs)
+    timings["trust"] = time.perf_counter() - start
+    measured["completeness"] = completeness
+    start = time.perf_counter()
+    sanity = randomization(model, data, proba, rngs["randomization"], last, trust_arrays["indices"][: measured["sanity_images"]])
+    timings["randomization"] = time.perf_counter() - start
+    context = {"trust": measured, "randomization": {k2: v for k2, v in sanity.items() if k2 != "maps"},
+               "timings": {k2: round(v, 3) for k2, v in timings.items()}}
+    arrays = {"trust": trust_arrays, "randomization_maps": sanity["maps"],
               "randomization_images": trust_arrays["indices"][: len(next(iter(sanity["maps"].values()))[0])]}
     return context, arrays
 

@@ -13,14 +13,17 @@ inverted) as <name>-dark.png, which the pages offer to a reader whose browser
 prefers a dark colour scheme. The data -- images, heat maps, coloured bars and
 curves -- keep their colours. A figure of pictures alone has no dark variant.
 
-``render_all`` draws every figure, in ``jobs`` processes forked from the
-builder, so the arrays are shared rather than copied.
+``Drawing`` draws the figures in processes forked from the builder, so the
+arrays are shared rather than copied, while the builder goes on with the trust
+chapter's measurements; the figures of those are drawn last.
 """
 
 import functools
 import multiprocessing
 import signal
+import time
 from concurrent.futures import ProcessPoolExecutor
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,11 +102,12 @@ class FigureInputs:
     methods: dict
     layer: str
     blank: dict
-    trust: dict  # the trust chapter's measurements (report/trust.py)
-    trust_arrays: dict  # its example maps: {"examples": {method: (4, H, W)}, "data_maps": {method: (2, 3, H, W)}}
-    randomization: dict
-    randomization_maps: dict
-    randomization_images: np.ndarray
+    # the trust chapter's (None until report/explain.py's explain_trust has run: see with_trust)
+    trust: dict = None  # the trust chapter's measurements (report/trust.py)
+    trust_arrays: dict = None  # its example maps: {"examples": {method: (4, H, W)}, "data_maps": {method: (2, 3, H, W)}}
+    randomization: dict = None
+    randomization_maps: dict = None
+    randomization_images: np.ndarray = None
     demo: dict = None  # the "Try it" page's test images and NumPy's answers
     over_training: np.ndarray = None  # (epochs + 1, gallery, H, W) Grad-CAM of the gallery after each epoch
 
@@ -739,12 +743,16 @@ def figure_inputs(run, data, context, arrays, explained, demo, over_training=Non
         # the Grad-CAM chapters and the gallery
         "gallery": context["explain"]["gallery"], "gallery_arrays": explained["gallery"],
         "methods": explained["methods"], "layer": context["explain"]["layer"],
-        "blank": context["explain"]["blank"], "trust": context["explain"]["trust"],
-        "trust_arrays": explained["trust"],
-        "randomization": context["explain"]["randomization"],
-        "randomization_maps": explained["randomization_maps"],
-        "randomization_images": explained["randomization_images"],
+        "blank": context["explain"]["blank"],
     }, demo=demo, over_training=over_training)
+
+
+def with_trust(inputs, explain_context, explained):
+    """inputs with the trust chapter's values: explain_trust's context and arrays."""
+    return dataclasses.replace(inputs, trust=explain_context["trust"], trust_arrays=explained["trust"],
+                               randomization=explain_context["randomization"],
+                               randomization_maps=explained["randomization_maps"],
+                               randomization_images=explained["randomization_images"])
 
 
 # The figures a chapter may ask for by a constant name, and the series frames() shows: known
@@ -787,23 +795,61 @@ def _start_worker(inputs):
 
 
 def _run(job, inputs=None):
+    """Draw one job (function, args, out_dir): (its entry or entries, the seconds it took)."""
     fn, args, out_dir = job
+    start = time.perf_counter()
     with matplotlib.rc_context(STYLE):
-        return fn(inputs or _WORKER_INPUTS, out_dir, *args)
+        made = fn(inputs or _WORKER_INPUTS, out_dir, *args)
+    return made, time.perf_counter() - start
 
 
-def render_all(inputs, out_dir, job_list, jobs_count=2):
-    """Draw the figures of job_list [(function, args)] from inputs into out_dir; return {name: entry}."""
-    work = [(fn, args, out_dir) for fn, args in job_list]
-    if jobs_count > 1:
-        # A worker that dies makes the executor raise BrokenProcessPool (multiprocessing.Pool would wait forever).
-        with ProcessPoolExecutor(jobs_count, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_start_worker, initargs=(inputs,)) as pool:
-            results = list(pool.map(_run, work))
-    else:
-        results = [_run(w, inputs) for w in work]
-    entries = {}
-    for made in results:
-        for entry in made if isinstance(made, list) else [made]:
-            entries[entry.pop("name")] = entry
-    return entries
+class Drawing:
+    """Figures drawn while the builder goes on with other work.
+
+    ``Drawing(inputs, out_dir, processes)`` forks processes - 1 drawing processes at once; they
+    inherit ``inputs`` as it is then, and the builder's own process stays free for its work.
+    ``draw(group, jobs)`` hands them jobs, which they take in order. ``finish(group, jobs, inputs)``
+    then draws the last jobs, which may need values the early inputs lacked, in this process, and
+    helps with the earlier jobs that no drawing process has started, from the end of the list. It
+    returns every entry, {name: entry} in the order the jobs were given, and the seconds each group's
+    jobs took to draw, summed over the processes. With one process, everything is drawn by finish.
+    """
+
+    def __init__(self, inputs, out_dir, processes):
+        self.out_dir = out_dir
+        self.jobs, self.futures, self.groups = [], [], {}
+        self.pool = None
+        if processes > 1:
+            # A worker that dies makes the executor raise BrokenProcessPool (multiprocessing.Pool would wait forever).
+            self.pool = ProcessPoolExecutor(processes - 1, mp_context=multiprocessing.get_context("fork"),
+                                            initializer=_start_worker, initargs=(inputs,))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def draw(self, group, job_list):
+        for fn, args in job_list:
+            job = (fn, args, self.out_dir)
+            self.jobs.append((group, job))
+            self.futures.append(self.pool.submit(_run, job) if self.pool else None)
+
+    def finish(self, group, job_list, inputs):
+        first = len(self.jobs)
+        last = [(group, (fn, args, self.out_dir)) for fn, args in job_list]
+        results = [None] * first + [_run(job, inputs) for _, job in last]
+        for j in reversed(range(first)):
+            if self.futures[j] is None or self.futures[j].cancel():
+                results[j] = _run(self.jobs[j][1], inputs)
+        for j in range(first):
+            if results[j] is None:
+                results[j] = self.futures[j].result()
+        entries, seconds = {}, {}
+        for (group, _), (made, took) in zip(self.jobs + last, results):
+            seconds[group] = seconds.get(group, 0.0) + took
+            for entry in made if isinstance(made, list) else [made]:
+                entries[entry.pop("name")] = entry
+        return entries, {g: round(t, 3) for g, t in seconds.items()}

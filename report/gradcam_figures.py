@@ -451,12 +451,17 @@ def over_training(f, out_dir):
 
 
 def jobs(f):
+    """(function, args) for every figure of the gallery and the Grad-CAM chapters but the trust chapter's."""
     out = [(gallery_item, (g,)) for g in range(len(f.gallery))]
     if f.over_training is not None:
         out.append((over_training, ()))
     out.append((demo_samples, ()))
-    out += [(trust_curves, ()), (trust_randomization, ()), (trust_examples, ()), (trust_methods, ()), (trust_data, ()),
-            (trust_over_training, ())]
     if f.blank:
         out.append((blank_steps, ()))
     return out
+
+
+def trust_jobs(f):
+    """(function, args) for the trust chapter's figures: they need FigureInputs.trust and the rest (with_trust)."""
+    return [(trust_curves, ()), (trust_randomization, ()), (trust_examples, ()), (trust_methods, ()), (trust_data, ()),
+            (trust_over_training, ())]

@@ -35,7 +35,7 @@ from . import figures, gradcam_figures, trust
 from .config import CACHE_MARKER, ROOT, SITE_MARKER, TEMPLATES_DIR, digest, source_hash
 from .context import analyse
 from .export import demo_indices, export_script
-from .explain import explain
+from .explain import explain_gallery, explain_trust, merged
 from .explorer import (SNAPSHOTS_SCRIPT, TEST_SET_SCRIPT, explorer_artifacts, float32_base64, js_global, page_networks,
                        selftest_reference)
 from .lab import LAB_DATA_SCRIPT, SELFTEST_BATCH, SELFTEST_STEPS, lab_data
@@ -288,10 +288,10 @@ def obtain_artifacts(config, run, data, log, memory=None):
     with made.phase("analysis"):
         log("analysis: evaluating the test set, gradient checks")
         context, arrays = analyse(config, run, data, rngs["gradcheck"])
+    proba = arrays["proba"]
     with made.phase("explanations"):
-        log(f"explanations: Grad-CAM of {config.gallery} gallery images; {len(trust.methods(None))} methods on "
-            f"{config.faithfulness} test images: deletion, insertion, ROAD, model and data randomisation")
-        context["explain"], explained = explain(config, run, data, arrays["proba"], rngs)
+        log(f"explanations: Grad-CAM of {config.gallery} gallery images, and every other method's map of them")
+        context["explain"], explained = explain_gallery(config, run, data, proba, rngs)
     with made.phase("export"):
         idx = demo_indices(data.y_test)
         script, demo = export_script(run.model, data, idx, context["explain"]["layer"], data.class_names,
@@ -301,8 +301,7 @@ def obtain_artifacts(config, run, data, log, memory=None):
              "confidence": float(demo["proba"][j].max())} for j, i in enumerate(idx)]}
     with made.phase("explorer"):
         log("explorer: every test image, the network after every epoch")
-        context["explorer"], scripts, over_training = explorer_artifacts(run, data, arrays["proba"], context,
-                                                                         rngs["explorer"])
+        context["explorer"], scripts, over_training = explorer_artifacts(run, data, proba, context, rngs["explorer"])
     with made.phase("lab"):
         doc, context["lab"] = lab_data(data, run.history, rngs["lab"])
         doc["numpy"]["test_accuracy"] = context["metrics"]["test_accuracy"]
@@ -311,16 +310,31 @@ def obtain_artifacts(config, run, data, log, memory=None):
                                                       "settings, and the curves of the build's own run.")
     scripts[MODEL_SCRIPT] = script
     inputs = figures.figure_inputs(run, data, context, arrays, explained, {"indices": idx, **demo}, over_training)
+    completeness = explained["completeness"]
     del arrays, explained  # what the figures need is in inputs
     release_freed_memory()
     with atomic_folder(entry, CACHE_MARKER) as tmp:
         for name, text in scripts.items():
             (tmp / name).write_text(text)
-        log(f"figures: drawing with {config.jobs} process(es)")
-        with made.phase("chapter_figures"):
-            entries = figures.render_all(inputs, tmp / "figures", figures.jobs(inputs), config.jobs)
-        with made.phase("gallery_figures"):
-            entries.update(figures.render_all(inputs, tmp / "figures", gradcam_figures.jobs(inputs), config.jobs))
+        log(f"figures: drawing with {config.jobs} process(es), while the trust chapter is measured")
+        began = time.perf_counter()
+        # The drawing processes are forked before the trust tests make their arrays, and draw every figure
+        # but the trust chapter's while this process measures; then this process draws those, and helps.
+        with figures.Drawing(inputs, tmp / "figures", config.jobs) as drawing:
+            drawing.draw("chapter_figures", figures.jobs(inputs))
+            drawing.draw("gallery_figures", gradcam_figures.jobs(inputs))
+            with made.phase("trust"):
+                log(f"trust: {len(trust.methods(None))} methods on {config.faithfulness} test images: deletion, "
+                    "insertion, ROAD, model and data randomisation")
+                more, explained = explain_trust(config, run, data, proba, rngs, context["explain"]["layer"],
+                                                completeness)
+            context["explain"] = merged(context["explain"], more)
+            inputs = figures.with_trust(inputs, context["explain"], explained)
+            del explained
+            with made.phase("figures_after_trust"):
+                entries, drawn = drawing.finish("trust_figures", gradcam_figures.trust_jobs(inputs), inputs)
+        made["drawing"] = round(time.perf_counter() - began, 3)  # from the first figure to the last, the trust tests included
+        made.update(drawn)  # seconds each group of figures took to draw, summed over the processes
         context["made"] = dict(made, **{f"explain_{k}": v for k, v in context["explain"]["timings"].items()})
         files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*"))
                  if p.is_file() and p.name != CACHE_MARKER}
