@@ -3,19 +3,23 @@
 Small maps -- the ten class overlays and the other methods of every gallery
 image -- are written straight to PNG from their arrays (a colour map applied in
 NumPy, saved with Pillow), not drawn as matplotlib figures: they are cheap, and
-the browser scales them up pixel for pixel. Only the panels with axes, numbers
-and colour bars are matplotlib figures.
+the browser scales them up pixel for pixel. So are the grids of a layer's
+feature maps and their gradients (``map_grid``): each map a PNG inside the page,
+the channel numbers and the colour scale HTML text. Only the panels with axes,
+numbers and colour bars are matplotlib figures.
 """
 
+import base64
+import io
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 from PIL import Image
 
-from .figures import (C_ACCENT, C_TEST, C_TRAIN, COLUMN, DIVERGING, INK, MAPS, NARROW_PT, _blank, _entry,
+from .context import pretty
+from .figures import (C_ACCENT, C_TEST, C_TRAIN, COLUMN, DIVERGING, INK, MAPS, _blank, _entry,
                       for_a_phone)
 from .words import with_article
 
@@ -41,6 +45,38 @@ def _png(out_dir, name, rgb, alt, caption, **extra):
 def _colour(values, cmap, lo, hi):
     norm = np.clip((values - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
     return matplotlib.colormaps[cmap](norm)[..., :3]
+
+
+def _png_uri(rgb):
+    """An (H, W, 3) uint8 array as a data: URI of a PNG, for an <img> inside the page."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _css_gradient(cmap, stops=11):
+    """The colour map as a CSS linear-gradient, left to right: the page's colour bar."""
+    colours = (matplotlib.colormaps[cmap](np.linspace(0, 1, stops))[:, :3] * 255).round().astype(int)
+    return "linear-gradient(to right, " + ", ".join(
+        f"rgb({r}, {g}, {b}) {100 * j / (stops - 1):g}%" for j, (r, g, b) in enumerate(colours)) + ")"
+
+
+def _tick(value):
+    return f"{value:.3g}".replace("-", "−")
+
+
+def map_grid(name, maps, cmap, label, alt, caption):
+    """Every map of a layer, on one colour scale: (K, H, W) -> an entry the pages show as a grid of K small
+    images (data: URIs, scaled up pixel for pixel) under their channel numbers, with a colour bar in HTML.
+
+    No matplotlib figure: the words are the page's own text, in its colours, light or dark."""
+    lim = float(np.abs(maps).max()) or 1.0
+    lo = -lim if cmap == DIVERGING else 0.0
+    ticks = [lo, 0.0, lim] if lo < 0 else [lo, lim]
+    return {"name": name, "kind": "map-grid", "alt": pretty(alt), "caption": pretty(caption),
+            "tiles": [_png_uri((_colour(m, cmap, lo, lim) * 255).round().astype(np.uint8)) for m in maps],
+            "tile_height": int(maps.shape[1]), "tile_width": int(maps.shape[2]),
+            "scale": {"label": label, "gradient": _css_gradient(cmap), "ticks": [_tick(t) for t in ticks]}}
 
 
 def overlay(image, heat):
@@ -69,17 +105,18 @@ def gallery_item(f, out_dir, g):
     base = f"gallery/{i}"
     who = f"test image #{i} ({with_article(names[item['label']])})"
     entries = [_probabilities(out_dir, base, image, a["probabilities"][g], item, names)]
-    entries.append(_feature_grid(out_dir, f"{base}/features", a["activations"][g], DIVERGING if
-                                 a["activations"][g].min() < 0 else MAPS, "feature maps",
-                                 f"All {a['activations'].shape[1]} feature maps A^k of {f.layer} for {who}, "
-                                 "on one colour scale.",
-                                 f"The {a['activations'].shape[1]} feature maps <i>A</i><sup>k</sup> of "
-                                 f"<code>{f.layer}</code> for this image, one colour scale for all."))
-    entries.append(_feature_grid(out_dir, f"{base}/gradients", a["gradients"][g, c], DIVERGING, "gradients",
-                                 f"The gradient of the score of class {names[c]} with respect to each of the "
-                                 f"{a['gradients'].shape[2]} feature maps, for {who}; red positive, blue negative.",
-                                 f"How much the score of class {names[c]} moves when each activation moves: "
-                                 "red raises it, blue lowers it."))
+    acts, grads = a["activations"][g], a["gradients"][g, c]
+    entries.append(map_grid(f"{base}/features", acts, DIVERGING if acts.min() < 0 else MAPS, "activation",
+                            f"All {len(acts)} feature maps A^k of {f.layer} for {who}, on one colour scale "
+                            f"from {_tick(min(0.0, float(acts.min())))} to {_tick(float(np.abs(acts).max()))}.",
+                            f"The {len(acts)} feature maps <i>A</i><sup>k</sup> of <code>{f.layer}</code> for this "
+                            "image, numbered by channel, one colour scale for all."))
+    entries.append(map_grid(f"{base}/gradients", grads, DIVERGING, "gradient",
+                            f"The gradient of the score of class {names[c]} with respect to each of the "
+                            f"{len(grads)} feature maps, for {who}; red positive, blue negative, on one scale of "
+                            f"±{_tick(float(np.abs(grads).max()))}.",
+                            f"How much the score of class {names[c]} moves when each activation moves, numbered by "
+                            "channel: red raises it, blue lowers it."))
     entries.append(_weights(out_dir, base, a["weights"][g, c], names[c], who))
     entries.append(steps_figure(out_dir, f"{base}/steps", image, a["weighted_sum"][g, c], a["cam"][g, c],
                                 a["normalized"][g, c], names[c], who))
@@ -119,36 +156,6 @@ def _probabilities(out_dir, base, image, probs, item, names):
                   f"Test image #{item['index']}, labelled {names[item['label']]}, and the network's probabilities: "
                   f"{names[item['pred']]} {100 * p:.1f} %, next {names[second]} {100 * probs[second]:.1f} %.",
                   "The input and the probability the network gives each class.")
-
-
-@for_a_phone
-def _feature_grid(out_dir, name, maps, cmap, label, alt, caption):
-    """All maps in one image: tiles of H x W in rows of 8, numbered, on one colour scale, in a phone's column.
-
-    One mosaic in one axes rather than one axes per map: the same picture, drawn many times faster."""
-    k, h, w = maps.shape
-    cols = 8
-    rows = -(-k // cols)
-    tile = (COLUMN - 0.75) / cols  # inches per tile, the colour bar beside them
-    gap = 2  # pixels of the maps between two tiles side by side
-    over = int(np.ceil(NARROW_PT * 1.35 / (tile * 72 / w))) + 1  # ... and above a tile, room for its number
-    lim = float(np.abs(maps).max()) or 1.0
-    lo = -lim if cmap == DIVERGING else 0.0
-    mosaic = np.full((rows * (h + over), cols * (w + gap) - gap), np.nan)  # NaN: the gaps between tiles
-    for j in range(k):
-        r, c = divmod(j, cols)
-        mosaic[r * (h + over) + over : (r + 1) * (h + over), c * (w + gap) : c * (w + gap) + w] = maps[j]
-    fig = Figure(figsize=(COLUMN, rows * tile * (h + over) / (w + gap) + 0.15), layout="constrained")
-    ax = fig.subplots()
-    _blank(ax)
-    im = ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=lo, vmax=lim, interpolation="nearest")
-    for j in range(k):
-        r, c = divmod(j, cols)
-        top = r * (h + over) + over
-        ax.text(c * (w + gap) + (w - 1) / 2, top - 0.7, str(j), ha="center", va="bottom")
-        ax.add_patch(Rectangle((c * (w + gap) - 0.5, top - 0.5), w, h, fill=False, lw=0.4, ec="#8a8a8a"))
-    fig.colorbar(im, ax=ax, shrink=0.9, pad=0.02, aspect=30, label=label)
-    return _entry(fig, out_dir, name, alt, caption)
 
 
 @for_a_phone

@@ -229,6 +229,9 @@ class Renderer:
 
         def one_figure(name, caption=None, alt=None, id=None, frame=None):
             fig = self.figures[name]
+            if fig.get("kind") == "map-grid":  # small maps as images in the page, their numbers as text
+                return macros.map_grid(fig, Markup(fig["caption"] if caption is None else caption), alt or fig["alt"],
+                                       id)
             return macros.figure(fig, url(fig["src"]), Markup(fig.get("caption", "") if caption is None else caption),
                                  alt or fig["alt"], id, frame, url(fig["dark"]) if fig.get("dark") else None)
 

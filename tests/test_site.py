@@ -331,6 +331,57 @@ def test_the_gallery_has_a_breakdown_page_for_every_image(quick_site):
             assert f"method-{method}.png" in text
 
 
+def test_a_layers_maps_are_small_images_in_the_page_under_their_channel_numbers(quick_site):
+    """The gallery's feature maps and gradients: one PNG per channel inside the page, numbered in order,
+    all on one colour scale that the colour bar names; one picture, with its alt text, to a screen reader."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    page = sorted((quick_site / "gallery").glob("*.html"))[0]
+    text = page.read_text()
+    channels = int(re.search(r"passes on (\d+) maps of (\d+) × (\d+)", text).group(1))
+    for name, ticks in (("features", 2), ("gradients", 3)):
+        grid = re.search(rf'<figure class="map-grid" id="fig-gallery/\d+/{name}">(.*?)</figure>', text, re.S).group(1)
+        assert re.search(r'<div class="tiles" role="img" aria-label="[^"]{40,}">', grid)
+        assert [int(n) for n in re.findall(r'<span class="n" aria-hidden="true">(\d+)</span>', grid)] == \
+            list(range(channels))
+        tiles = re.findall(r'<img class="pixelated" src="data:image/png;base64,([^"]+)" alt="" '
+                           r'width="(\d+)" height="(\d+)">', grid)
+        assert len(tiles) == channels
+        for data, w, h in tiles:
+            image = Image.open(io.BytesIO(base64.b64decode(data)))
+            assert image.format == "PNG" and image.size == (int(w), int(h))
+        shown = re.findall(r'<span class="tick">([^<]+)</span>', grid)
+        assert len(shown) == ticks and "linear-gradient(to right, rgb(" in grid
+        if ticks == 3:  # red and blue around a white zero
+            assert shown[1] == "0" and shown[0] == "\u2212" + shown[2]
+
+
+def test_a_map_grid_colours_each_map_on_the_one_scale_it_names():
+    import base64
+    import io
+
+    import matplotlib
+    from PIL import Image
+
+    from report.figures import DIVERGING, MAPS
+    from report.gradcam_figures import map_grid
+
+    maps = np.zeros((3, 2, 4))
+    maps[1, 0, 0], maps[2, 1, 3] = 2.0, -0.5
+    pixels = lambda e, k: np.asarray(Image.open(io.BytesIO(base64.b64decode(e["tiles"][k].split(",", 1)[1]))))
+    colour = lambda cmap, t: (np.asarray(matplotlib.colormaps[cmap](t)[:3]) * 255).round()
+    signed = map_grid("g", maps, DIVERGING, "gradient", "alt", "caption")
+    assert signed["scale"]["ticks"] == ["\u22122", "0", "2"]
+    assert (pixels(signed, 1)[0, 0] == colour(DIVERGING, 1.0)).all()  # the largest value: the top colour
+    assert (pixels(signed, 0)[0, 0] == colour(DIVERGING, 0.5)).all()  # zero: the middle
+    assert (pixels(signed, 2)[1, 3] == colour(DIVERGING, 0.375)).all()  # -0.5 of +-2
+    positive = map_grid("f", np.abs(maps), MAPS, "activation", "alt", "caption")
+    assert positive["scale"]["ticks"] == ["0", "2"] and (pixels(positive, 0)[0, 0] == colour(MAPS, 0.0)).all()
+
+
 def test_the_trust_chapter_measures_every_method_and_the_shuffled_network(quick_site):
     from report.trust import methods
 
