@@ -347,10 +347,10 @@ def test_a_layers_maps_are_small_images_in_the_page_under_their_channel_numbers(
         assert re.search(r'<div class="tiles" role="img" aria-label="[^"]{40,}">', grid)
         assert [int(n) for n in re.findall(r'<span class="n" aria-hidden="true">(\d+)</span>', grid)] == \
             list(range(channels))
-        tiles = re.findall(r'<img class="pixelated" src="data:image/png;base64,([^"]+)" alt="" '
+        tiles = re.findall(r'<img class="pixelated" src="data:image/png;base64,([^"]+)" alt="channel (\d+)" '
                            r'width="(\d+)" height="(\d+)">', grid)
-        assert len(tiles) == channels
-        for data, w, h in tiles:
+        assert [int(t[1]) for t in tiles] == list(range(channels))
+        for data, _, w, h in tiles:
             image = Image.open(io.BytesIO(base64.b64decode(data)))
             assert image.format == "PNG" and image.size == (int(w), int(h))
         shown = re.findall(r'<span class="tick">([^<]+)</span>', grid)
