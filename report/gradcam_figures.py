@@ -72,11 +72,15 @@ def map_grid(name, maps, cmap, label, alt, caption):
     No matplotlib figure: the words are the page's own text, in its colours, light or dark."""
     lim = float(np.abs(maps).max()) or 1.0
     lo = -lim if cmap == DIVERGING else 0.0
-    ticks = [lo, 0.0, lim] if lo < 0 else [lo, lim]
     return {"name": name, "kind": "map-grid", "alt": pretty(alt), "caption": pretty(caption),
             "tiles": [_png_uri((_colour(m, cmap, lo, lim) * 255).round().astype(np.uint8)) for m in maps],
-            "tile_height": int(maps.shape[1]), "tile_width": int(maps.shape[2]),
-            "scale": {"label": label, "gradient": _css_gradient(cmap), "ticks": [_tick(t) for t in ticks]}}
+            "tile_height": int(maps.shape[1]), "tile_width": int(maps.shape[2]), "scale": _scale(cmap, lo, lim, label)}
+
+
+def _scale(cmap, lo, hi, label=""):
+    """An HTML colour bar: the colour map as a CSS gradient, its ends (and 0 between them, if it is signed)."""
+    ticks = [lo, 0.0, hi] if lo < 0 < hi else [lo, hi]
+    return {"label": label, "gradient": _css_gradient(cmap), "ticks": [_tick(t) for t in ticks]}
 
 
 def overlay(image, heat):
@@ -117,8 +121,8 @@ def gallery_item(f, out_dir, g):
                             f"±{_tick(float(np.abs(grads).max()))}.",
                             f"How much the score of class {names[c]} moves when each activation moves, numbered by "
                             "channel: red raises it, blue lowers it."))
-    entries.append(_weights(out_dir, base, a["weights"][g, c], names[c], who))
-    entries.append(steps_figure(out_dir, f"{base}/steps", image, a["weighted_sum"][g, c], a["cam"][g, c],
+    entries.append(weight_bars(f"{base}/weights", a["weights"][g, c], names[c], who))
+    entries.append(steps_figure(f"{base}/steps", image, a["weighted_sum"][g, c], a["cam"][g, c],
                                 a["normalized"][g, c], names[c], who))
     for k in range(a["normalized"].shape[1]):
         blank = a["cam"][g, k].max() == 0
@@ -158,61 +162,53 @@ def _probabilities(out_dir, base, image, probs, item, names):
                   "The input and the probability the network gives each class.")
 
 
-@for_a_phone
-def _weights(out_dir, base, w, class_name, who):
-    """The channel weights as horizontal bars, largest at the top: every channel's number readable in a
-    phone's column."""
+def weight_bars(name, w, class_name, who):
+    """The channel weights, largest first, as an HTML table: each channel's number and weight as text, and a
+    bar from a zero line in the middle (red for the class, blue against it), on the scale of the largest
+    |weight|. The three largest and the three most negative are outlined. No matplotlib figure."""
     order = np.argsort(-w, kind="stable")
-    fig = Figure(figsize=(COLUMN, 0.6 + 0.155 * len(w)), layout="constrained")
-    ax = fig.subplots()
-    colours = [C_ACCENT if v > 0 else C_TRAIN for v in w[order]]
-    marked = {0, 1, 2, len(w) - 3, len(w) - 2, len(w) - 1}  # the three largest and three most negative
-    ax.barh(range(len(w)), w[order], color=colours, height=0.75,
-            edgecolor=["black" if j in marked else "none" for j in range(len(w))], linewidth=0.9)
-    ax.axvline(0, color="black", lw=0.6)
-    ax.set_yticks(range(len(w)), [str(j) for j in order])
-    ax.set_ylim(len(w) - 0.4, -0.6)
-    ax.set_ylabel("channel k, sorted by weight")
-    ax.set_xlabel(r"weight $\alpha_k$ (outlined: the three largest and the three most negative)", wrap=True)
-    ax.margins(x=0.08)
+    peak = float(np.abs(w).max()) or 1.0
+    marked = {0, 1, 2, len(w) - 3, len(w) - 2, len(w) - 1}
+    rows = [{"channel": int(k), "value": f"{w[k]:.4f}".replace("-", "\u2212"), "sign": "pos" if w[k] > 0 else "neg",
+             "width": round(100 * abs(float(w[k])) / peak, 2), "marked": j in marked} for j, k in enumerate(order)]
     positive = int((w > 0).sum())
-    return _entry(fig, out_dir, f"{base}/weights",
-                  f"Bar chart of the {len(w)} channel weights alpha_k for class {class_name}, {who}, sorted: "
-                  f"{positive} positive, the largest {w[order[0]]:.4f} (channel {order[0]}), the most negative "
-                  f"{w[order[-1]]:.4f} (channel {order[-1]}).",
-                  f"The weight <i>\u03b1</i><sub>k</sub> of each channel for class {class_name}, largest first: red "
-                  "channels speak "
-                  "for the class, blue ones against it.")
+    return {"name": name, "kind": "bars", "rows": rows, "colours": [C_ACCENT, C_TRAIN],
+            "alt": pretty(f"The {len(w)} channel weights alpha_k for class {class_name}, {who}, sorted: {positive} "
+                          f"positive, the largest {w[order[0]]:.4f} (channel {order[0]}), the most negative "
+                          f"{w[order[-1]]:.4f} (channel {order[-1]})."),
+            "caption": pretty(f"The weight <i>\u03b1</i><sub>k</sub> of each channel for class {class_name}, largest "
+                              "first: red channels speak for the class, blue ones against it. Outlined: the three "
+                              "largest and the three most negative.")}
 
 
-@for_a_phone
-def steps_figure(out_dir, name, image, weighted, cam, normalized, class_name, who):
-    """Weighted sum before and after the ReLU, the upsampled map, the overlay."""
-    fig = Figure(figsize=(COLUMN, 3.75), layout="constrained")
-    axes = fig.subplots(2, 2).ravel()
+def steps_figure(name, image, weighted, cam, normalized, class_name, who):
+    """Grad-CAM's last steps as four small images in the page, each under its title, with HTML colour bars:
+    the weighted sum of the maps, its positive part (the ReLU), that upsampled to the input's size and
+    normalised, and laid over the input. No matplotlib figure."""
     lim = float(np.abs(weighted).max()) or 1.0
-    im = axes[0].imshow(weighted, cmap=DIVERGING, vmin=-lim, vmax=lim)
-    axes[0].set_title("1. weighted sum\n" r"$\sum_k \alpha_k A^k$")
-    bars = [fig.colorbar(im, ax=axes[0], shrink=0.85, aspect=15)]
-    im = axes[1].imshow(cam, cmap=MAPS, vmin=0, vmax=float(cam.max()) if cam.max() > 0 else 1.0)
-    axes[1].set_title("2. after the ReLU\n")
-    bars.append(fig.colorbar(im, ax=axes[1], shrink=0.85, aspect=15))
-    for bar in bars:
-        bar.ax.locator_params(nbins=4)
-    axes[2].imshow(normalized, cmap=MAPS, vmin=0, vmax=1, interpolation="nearest")
-    axes[2].set_title("3. upsampled,\nnormalised")
-    axes[3].imshow(overlay(image, normalized))
-    axes[3].set_title("4. over the input")
-    for ax in axes:
-        _blank(ax)
+    peak = float(cam.max()) if cam.max() > 0 else 1.0
+    panels = [
+        {"title": "1. weighted sum <i>\u2211</i><sub>k</sub> <i>\u03b1</i><sub>k</sub><i>A</i><sup>k</sup>",
+         "alt": "the weighted sum of the maps",
+         "map": _colour(weighted, DIVERGING, -lim, lim), "scale": _scale(DIVERGING, -lim, lim)},
+        {"title": "2. after the ReLU", "alt": "its positive part",
+         "map": _colour(cam, MAPS, 0, peak), "scale": _scale(MAPS, 0, peak)},
+        {"title": "3. upsampled, normalised", "alt": "upsampled and normalised",
+         "map": _colour(normalized, MAPS, 0, 1), "scale": _scale(MAPS, 0, 1)},
+        {"title": "4. over the input", "alt": "the heat map over the input", "rgb": overlay(image, normalized)},
+    ]
+    for panel in panels:
+        rgb = panel.pop("rgb") if "rgb" in panel else (panel.pop("map") * 255).round().astype(np.uint8)
+        panel.update(src=_png_uri(rgb), width=int(rgb.shape[1]), height=int(rgb.shape[0]))
     h, w = weighted.shape
-    return _entry(fig, out_dir, name,
-                  f"Grad-CAM for class {class_name}, {who}: the weighted sum of the {h}x{w} maps ranges from "
-                  f"{weighted.min():.3f} to {weighted.max():.3f}; after the ReLU "
-                  + ("nothing is left" if cam.max() == 0 else f"its peak is {cam.max():.3f}")
-                  + "; then the map upsampled to the input's size and laid over it.",
-                  f"From channel weights to heat map, for class {class_name}: the weighted sum of the maps, its "
-                  "positive part, the same upsampled to 28 × 28, and over the input.")
+    return {"name": name, "kind": "panels", "panels": panels,
+            "alt": pretty(f"Grad-CAM for class {class_name}, {who}: the weighted sum of the {h}x{w} maps ranges from "
+                          f"{weighted.min():.3f} to {weighted.max():.3f}; after the ReLU "
+                          + ("nothing is left" if cam.max() == 0 else f"its peak is {cam.max():.3f}")
+                          + "; then the map upsampled to the input's size and laid over it."),
+            "caption": pretty(f"From channel weights to heat map, for class {class_name}: the weighted sum of the "
+                              f"maps, its positive part, the same upsampled to {image.shape[0]} × {image.shape[1]}, "
+                              "and over the input.")}
 
 
 # ---------------------------------------------------------------- chapter figures
@@ -223,7 +219,7 @@ def blank_steps(f, out_dir):
     item = f.gallery[g]
     a = f.gallery_arrays
     image = f.x_test[item["index"], 0]
-    return steps_figure(out_dir, "gradcam-blank", image, a["weighted_sum"][g, c], a["cam"][g, c],
+    return steps_figure("gradcam-blank", image, a["weighted_sum"][g, c], a["cam"][g, c],
                         a["normalized"][g, c], f.class_names[c], f"test image #{item['index']}")
 
 

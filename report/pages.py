@@ -232,6 +232,10 @@ class Renderer:
             if fig.get("kind") == "map-grid":  # small maps as images in the page, their numbers as text
                 return macros.map_grid(fig, Markup(fig["caption"] if caption is None else caption), alt or fig["alt"],
                                        id)
+            if fig.get("kind") == "panels":  # a few small images under their titles
+                return macros.panels(fig, Markup(fig["caption"] if caption is None else caption), alt or fig["alt"], id)
+            if fig.get("kind") == "bars":  # a bar chart as a table: its numbers as text
+                return macros.bars(fig, Markup(fig["caption"] if caption is None else caption), id)
             return macros.figure(fig, url(fig["src"]), Markup(fig.get("caption", "") if caption is None else caption),
                                  alt or fig["alt"], id, frame, url(fig["dark"]) if fig.get("dark") else None)
 
