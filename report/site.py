@@ -481,10 +481,24 @@ def _explorer_selftest(site_dir, run, data, config, log):
     """The explorer's JavaScript against NumPy in headless Chromium, and the page's own timings.
 
     A self-test that ran is kept in <cache>/browser/, keyed by the run, the code on both
-    sides and the browser's version: a build that changed only words reuses it (the page's
-    timings are measured every time)."""
+    sides and the browser's version: a build that changed only words reuses it. So are the
+    page's timings, keyed by its scripts (code and data), its style sheet and the browser's
+    version, as the lab's measurements are."""
     js = Path(site_dir) / "static" / "js"
-    timing = page_timings(Path(site_dir) / "explorer.html")
+    page = Path(site_dir) / "explorer.html"
+    timing_key = digest("explorer-timings", _files_hash([js / name for name in (
+        "explorer.js", "cnn.js", MODEL_SCRIPT, SNAPSHOTS_SCRIPT, TEST_SET_SCRIPT)] + [
+        Path(site_dir) / "static" / "css" / "site.css"]), browser_version(),
+        source_hash("report", names=("browsercheck.py",)))[:20]
+
+    def measure():
+        t = page_timings(page)
+        return t, t["measured"]
+
+    timing, reused = _kept_check(Path(config.cache_dir) / "browser" / f"explorer-timings-{timing_key}.json", measure,
+                                 lambda t: t.get("measured") is True and {"ready_ms", "unpack_ms", "redraw_ms"} <= set(t))
+    if reused:
+        log(f"browser: reusing the explorer's timings measured on this page's code and data ({reused})")
     if timing["measured"]:
         log(f"browser: explorer interactive {timing['ready_ms']:.0f} ms after the navigation began; redraws "
             "(median) " + ", ".join(f"{k} {v:.0f} ms" for k, v in timing["redraw_ms"].items()))

@@ -221,19 +221,27 @@ def test_the_self_test_is_reused_while_nothing_changes_and_redone_when_its_recor
         quick_site, cache_dir, tmp_path):
     from .conftest import build
 
-    stored = sorted((cache_dir / "browser").glob("*.json"))  # the explorer's record, and the lab's (lab-*.json)
+    # the explorer's self-test, its timings (explorer-timings-*.json) and the lab's checks (lab-*.json)
+    stored = sorted((cache_dir / "browser").glob("*.json"))
     if not stored:
         pytest.skip("no browser on this machine: nothing was stored")
+    assert any(p.name.startswith("explorer-timings-") for p in stored)
     result = build("--quick", "--out", tmp_path / "a", "--cache-dir", cache_dir)
     assert result.returncode == 0 and "reusing the explorer self-test" in result.stderr
-    assert "reusing the lab's checks" in result.stderr
+    assert "reusing the lab's checks" in result.stderr and "reusing the explorer's timings" in result.stderr
     for p in stored:
         p.write_text('{"measured": true}')
     result = build("--quick", "--out", tmp_path / "b", "--cache-dir", cache_dir)
     assert result.returncode == 0 and "reusing the explorer self-test" not in result.stderr
-    assert "reusing the lab's checks" not in result.stderr
+    assert "reusing the lab's checks" not in result.stderr and "reusing the explorer's timings" not in result.stderr
     record = json.loads((tmp_path / "b" / "run.json").read_text())
     assert record["explorer"]["selftest"]["passed"] and record["lab"]["selftest"]["passed"]
+    assert record["explorer"]["timings"]["measured"]
     for p in stored:  # written whole again
         again = json.loads(p.read_text())
-        assert again["selftest"]["passed"] if p.name.startswith("lab-") else again["passed"]
+        if p.name.startswith("lab-"):
+            assert again["selftest"]["passed"]
+        elif p.name.startswith("explorer-timings-"):
+            assert again["measured"] and again["ready_ms"] > 0
+        else:
+            assert again["passed"]
