@@ -18,12 +18,12 @@ arrays are shared rather than copied, while the builder goes on with the trust
 chapter's measurements; the figures of those are drawn last.
 """
 
+import dataclasses
 import functools
 import multiprocessing
 import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -829,7 +829,7 @@ class Drawing:
 
     def __init__(self, inputs, out_dir, processes):
         self.out_dir = out_dir
-        self.jobs, self.futures, self.groups = [], [], {}
+        self.jobs, self.futures = [], []  # (group, job) and its Future (None: drawn by finish)
         self.pool = None
         if processes > 1:
             # A worker that dies makes the executor raise BrokenProcessPool (multiprocessing.Pool would wait forever).
