@@ -108,7 +108,7 @@ def gallery_item(f, out_dir, g):
     image = f.x_test[i, 0]
     base = f"gallery/{i}"
     who = f"test image #{i} ({with_article(names[item['label']])})"
-    entries = [_probabilities(out_dir, base, image, a["probabilities"][g], item, names)]
+    entries = [probability_bars(f"{base}/probs", image, a["probabilities"][g], item, names)]
     acts, grads = a["activations"][g], a["gradients"][g, c]
     entries.append(map_grid(f"{base}/features", acts, DIVERGING if acts.min() < 0 else MAPS, "activation",
                             f"All {len(acts)} feature maps A^k of {f.layer} for {who}, on one colour scale "
@@ -140,26 +140,24 @@ def gallery_item(f, out_dir, g):
     return entries
 
 
-@for_a_phone
-def _probabilities(out_dir, base, image, probs, item, names):
-    fig = Figure(figsize=(COLUMN, 2.1), layout="constrained")
-    a1, a2 = fig.subplots(1, 2, width_ratios=[1, 2.3])
-    a1.imshow(image, cmap=INK, vmin=0, vmax=1)
-    a1.set_title(f"#{item['index']}\nlabelled {names[item['label']]}")
-    _blank(a1)
-    colours = [C_TEST if k == item["pred"] else "#b9c3d3" for k in range(len(probs))]
-    a2.bar(range(len(probs)), 100 * np.asarray(probs), color=colours)
-    a2.set_xticks(range(len(probs)), names, rotation=90 if max(map(len, names)) > 2 else 0)
-    a2.set_ylim(0, 118)
-    a2.set_yticks([0, 50, 100])
-    a2.set_ylabel("probability (%)")
+def probability_bars(name, image, probs, item, names):
+    """The input and the network's probability for each class, in class order, as an HTML table beside the
+    input (a small PNG in the page): each class's probability as text and a bar from 0 to 100 %, the
+    predicted class in its own colour. No matplotlib figure."""
     p = item["probabilities"][item["pred"]]
-    a2.text(item["pred"], 100 * p + 3, f"{100 * p:.1f} %", ha="center")
     second = int(np.argsort(probs)[-2])
-    return _entry(fig, out_dir, f"{base}/probs",
-                  f"Test image #{item['index']}, labelled {names[item['label']]}, and the network's probabilities: "
-                  f"{names[item['pred']]} {100 * p:.1f} %, next {names[second]} {100 * probs[second]:.1f} %.",
-                  "The input and the probability the network gives each class.")
+    rows = [{"label": names[k], "value": f"{100 * float(q):.1f} %", "sign": "pos" if k == item["pred"] else "neg",
+             "width": round(100 * float(q), 2), "marked": k == item["pred"]} for k, q in enumerate(probs)]
+    return {"name": name, "kind": "bars", "one_sided": True, "rows": rows, "colours": [C_TEST, "#b9c3d3"],
+            "head": ["class", "probability"],
+            "input": {"src": _png_uri((255 * (1 - image)).round().astype(np.uint8)[..., None].repeat(3, axis=2)),
+                      "width": int(image.shape[1]), "height": int(image.shape[0]),
+                      "alt": f"test image #{item['index']}", "label": f"#{item['index']}, labelled "
+                                                                        f"{names[item['label']]}"},
+            "alt": pretty(f"Test image #{item['index']}, labelled {names[item['label']]}, and the network's "
+                          f"probabilities: {names[item['pred']]} {100 * p:.1f} %, next {names[second]} "
+                          f"{100 * probs[second]:.1f} %."),
+            "caption": pretty("The input and the probability the network gives each class.")}
 
 
 def weight_bars(name, w, class_name, who):
@@ -169,10 +167,11 @@ def weight_bars(name, w, class_name, who):
     order = np.argsort(-w, kind="stable")
     peak = float(np.abs(w).max()) or 1.0
     marked = {0, 1, 2, len(w) - 3, len(w) - 2, len(w) - 1}
-    rows = [{"channel": int(k), "value": f"{w[k]:.4f}".replace("-", "\u2212"), "sign": "pos" if w[k] > 0 else "neg",
+    rows = [{"label": int(k), "value": f"{w[k]:.4f}".replace("-", "\u2212"), "sign": "pos" if w[k] > 0 else "neg",
              "width": round(100 * abs(float(w[k])) / peak, 2), "marked": j in marked} for j, k in enumerate(order)]
     positive = int((w > 0).sum())
-    return {"name": name, "kind": "bars", "rows": rows, "colours": [C_ACCENT, C_TRAIN],
+    return {"name": name, "kind": "bars", "one_sided": False, "input": None, "rows": rows,
+            "colours": [C_ACCENT, C_TRAIN], "head": ["channel", "weight"],
             "alt": pretty(f"The {len(w)} channel weights alpha_k for class {class_name}, {who}, sorted: {positive} "
                           f"positive, the largest {w[order[0]]:.4f} (channel {order[0]}), the most negative "
                           f"{w[order[-1]]:.4f} (channel {order[-1]})."),
