@@ -3,10 +3,13 @@
 Small maps -- the ten class overlays and the other methods of every gallery
 image -- are written straight to PNG from their arrays (a colour map applied in
 NumPy, saved with Pillow), not drawn as matplotlib figures: they are cheap, and
-the browser scales them up pixel for pixel. So are the grids of a layer's
-feature maps and their gradients (``map_grid``): each map a PNG inside the page,
-the channel numbers and the colour scale HTML text. Only the panels with axes,
-numbers and colour bars are matplotlib figures.
+the browser scales them up pixel for pixel. The rest of a gallery page is not
+matplotlib either: a layer's feature maps and their gradients (``map_grid``) and
+Grad-CAM's last steps (``steps_figure``) are small PNGs inside the page, their
+numbers, titles and colour bars HTML text; the probabilities and the channel
+weights are tables (``probability_bars``, ``weight_bars``). Only the chapters'
+charts with axes and curves (the trust chapter's, the maps over training) are
+matplotlib figures.
 """
 
 import base64
@@ -47,6 +50,11 @@ def _colour(values, cmap, lo, hi):
     return matplotlib.colormaps[cmap](norm)[..., :3]
 
 
+def _rgb(values, cmap, lo, hi):
+    """values through the colour map, lo to hi, as an (..., 3) uint8 array."""
+    return (_colour(values, cmap, lo, hi) * 255).round().astype(np.uint8)
+
+
 def _png_uri(rgb):
     """An (H, W, 3) uint8 array as a data: URI of a PNG, for an <img> inside the page."""
     buffer = io.BytesIO()
@@ -73,7 +81,7 @@ def map_grid(name, maps, cmap, label, alt, caption):
     lim = float(np.abs(maps).max()) or 1.0
     lo = -lim if cmap == DIVERGING else 0.0
     return {"name": name, "kind": "map-grid", "alt": pretty(alt), "caption": pretty(caption),
-            "tiles": [_png_uri((_colour(m, cmap, lo, lim) * 255).round().astype(np.uint8)) for m in maps],
+            "tiles": [_png_uri(_rgb(m, cmap, lo, lim)) for m in maps],
             "tile_height": int(maps.shape[1]), "tile_width": int(maps.shape[2]), "scale": _scale(cmap, lo, lim, label)}
 
 
@@ -94,7 +102,7 @@ def overlay(image, heat):
 def _map_png(values):
     """A non-negative map on its own scale, as an RGB array."""
     peak = values.max()
-    return (_colour(values, MAPS, 0, peak if peak > 0 else 1) * 255).round().astype(np.uint8)
+    return _rgb(values, MAPS, 0, peak if peak > 0 else 1)
 
 
 # ---------------------------------------------------------------- one gallery image
@@ -150,7 +158,7 @@ def probability_bars(name, image, probs, item, names):
              "width": round(100 * float(q), 2), "marked": k == item["pred"]} for k, q in enumerate(probs)]
     return {"name": name, "kind": "bars", "one_sided": True, "rows": rows, "colours": [C_TEST, "#b9c3d3"],
             "head": ["class", "probability"],
-            "input": {"src": _png_uri((255 * (1 - image)).round().astype(np.uint8)[..., None].repeat(3, axis=2)),
+            "input": {"src": _png_uri(_rgb(image, INK, 0, 1)),
                       "width": int(image.shape[1]), "height": int(image.shape[0]),
                       "alt": f"test image #{item['index']}", "label": f"#{item['index']}, labelled "
                                                                         f"{names[item['label']]}"},
@@ -189,15 +197,15 @@ def steps_figure(name, image, weighted, cam, normalized, class_name, who):
     panels = [
         {"title": "1. weighted sum <i>\u2211</i><sub>k</sub> <i>\u03b1</i><sub>k</sub><i>A</i><sup>k</sup>",
          "alt": "the weighted sum of the maps",
-         "map": _colour(weighted, DIVERGING, -lim, lim), "scale": _scale(DIVERGING, -lim, lim)},
+         "rgb": _rgb(weighted, DIVERGING, -lim, lim), "scale": _scale(DIVERGING, -lim, lim)},
         {"title": "2. after the ReLU", "alt": "its positive part",
-         "map": _colour(cam, MAPS, 0, peak), "scale": _scale(MAPS, 0, peak)},
+         "rgb": _rgb(cam, MAPS, 0, peak), "scale": _scale(MAPS, 0, peak)},
         {"title": "3. upsampled, normalised", "alt": "upsampled and normalised",
-         "map": _colour(normalized, MAPS, 0, 1), "scale": _scale(MAPS, 0, 1)},
+         "rgb": _rgb(normalized, MAPS, 0, 1), "scale": _scale(MAPS, 0, 1)},
         {"title": "4. over the input", "alt": "the heat map over the input", "rgb": overlay(image, normalized)},
     ]
     for panel in panels:
-        rgb = panel.pop("rgb") if "rgb" in panel else (panel.pop("map") * 255).round().astype(np.uint8)
+        rgb = panel.pop("rgb")
         panel.update(src=_png_uri(rgb), width=int(rgb.shape[1]), height=int(rgb.shape[0]))
     h, w = weighted.shape
     return {"name": name, "kind": "panels", "panels": panels,

@@ -229,15 +229,15 @@ class Renderer:
 
         def one_figure(name, caption=None, alt=None, id=None, frame=None):
             fig = self.figures[name]
+            shown = Markup(fig.get("caption", "") if caption is None else caption)
             if fig.get("kind") == "map-grid":  # small maps as images in the page, their numbers as text
-                return macros.map_grid(fig, Markup(fig["caption"] if caption is None else caption), alt or fig["alt"],
-                                       id)
+                return macros.map_grid(fig, shown, alt or fig["alt"], id)
             if fig.get("kind") == "panels":  # a few small images under their titles
-                return macros.panels(fig, Markup(fig["caption"] if caption is None else caption), alt or fig["alt"], id)
+                return macros.panels(fig, shown, alt or fig["alt"], id)
             if fig.get("kind") == "bars":  # a bar chart as a table: its numbers as text
-                return macros.bars(fig, Markup(fig["caption"] if caption is None else caption), id)
-            return macros.figure(fig, url(fig["src"]), Markup(fig.get("caption", "") if caption is None else caption),
-                                 alt or fig["alt"], id, frame, url(fig["dark"]) if fig.get("dark") else None)
+                return macros.bars(fig, shown, id)
+            return macros.figure(fig, url(fig["src"]), shown, alt or fig["alt"], id, frame,
+                                 url(fig["dark"]) if fig.get("dark") else None)
 
         def figure(name, caption=None, alt=None, id=None):
             _known("figure", name, self.figures)
