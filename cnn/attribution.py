@@ -244,7 +244,8 @@ def _auc(x, y):
     return np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2)
 
 
-def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64):
+def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64, full=None, empty=None,
+                       kinds=("deletion", "insertion")):
     """Deletion and insertion curves of each image under its map.
 
     score_fn(images, owner) -> the probability of the explained class of each
@@ -256,11 +257,16 @@ def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64):
 
     A step that changes only pixels already equal to `fill` (the black background
     of a digit, when fill is 0) leaves the image as it was, so its probability is
-    the previous step's: only the steps that change the image are scored.
+    the previous step's: only the steps that change the image are scored. Each
+    curve starts at one of two images and ends at the other: the image itself and
+    the image with every pixel `fill`. When their scores are given -- full (N,) and
+    empty (N,), the same for every map of the same images -- those steps are not
+    scored again. kinds: the curves to make (the others are None).
     """
     n, c, h, w = x.shape
     steps = np.unique(np.arange(0, h * w + per_step, per_step).clip(max=h * w))  # pixels changed so far
-    curves = {"deletion": [], "insertion": []}
+    curves = {kind: [] for kind in kinds}
+    ends = {"deletion": (full, empty), "insertion": (empty, full)}  # the scores of its first and last image
     for start in range(0, n, chunk):
         xs, ms = x[start : start + chunk], maps[start : start + chunk]
         m = len(xs)
@@ -276,12 +282,32 @@ def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64):
         new[np.nonzero(visible)[0], step_of[visible]] = True
         latest = np.maximum.accumulate(np.where(new, np.arange(len(steps)), 0), axis=1)  # the step each one equals
         image, step = np.nonzero(new)  # the scored steps, image by image
-        gone = changed[image, step]  # (scored steps, 1, H, W)
-        for name, keep in (("deletion", ~gone), ("insertion", gone)):
+        last = np.where(visible, step_of, 0).max(axis=1)  # from this step on, every visible pixel is changed
+        for name in kinds:
+            first_score, last_score = ends[name]
             scores = np.zeros((m, len(steps)))
-            scores[image, step] = score_fn(np.where(keep, xs[image], xs.dtype.type(fill)), start + image)
+            if first_score is None or last_score is None:
+                todo = np.ones(len(image), dtype=bool)
+            else:
+                at_first, at_last = step == 0, (step == last[image]) & (step > 0)
+                scores[image[at_first], 0] = first_score[start + image[at_first]]
+                scores[image[at_last], step[at_last]] = last_score[start + image[at_last]]
+                todo = ~(at_first | at_last)
+            gone = changed[image[todo], step[todo]]  # (steps to score, 1, H, W)
+            keep = ~gone if name == "deletion" else gone
+            if todo.any():
+                scores[image[todo], step[todo]] = score_fn(np.where(keep, xs[image[todo]], xs.dtype.type(fill)),
+                                                           start + image[todo])
             curves[name].append(scores[np.arange(m)[:, None], latest])
-    return Curves(steps / (h * w), np.concatenate(curves["deletion"]), np.concatenate(curves["insertion"]))
+    joined = {kind: np.concatenate(curves[kind]) if kind in curves else None for kind in ("deletion", "insertion")}
+    return Curves(steps / (h * w), joined["deletion"], joined["insertion"])
+
+
+def end_scores(score_fn, x, fill=0.0):
+    """(full, empty) for deletion_insertion: the scores of the images x themselves, and of the
+    images with every pixel `fill`."""
+    owner = np.arange(len(x))
+    return score_fn(x, owner), score_fn(np.full_like(x, fill), owner)
 
 
 # The neighbours of a pixel and their weights in noisy linear imputation (ROAD): the four

@@ -27,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from cnn.attribution import (blur, bootstrap_interval, class_probability, deletion_insertion, grad_cam_plus_plus,
-                             guided_backprop, integrated_gradients, occlusion, road, saliency, score_cam, smoothgrad,
-                             spearman)
+from cnn.attribution import (blur, bootstrap_interval, class_probability, deletion_insertion, end_scores,
+                             grad_cam_plus_plus, guided_backprop, integrated_gradients, occlusion, road, saliency,
+                             score_cam, smoothgrad, spearman)
 from cnn.data import stratified_indices
 from cnn.gradcam import grad_cam
 from cnn.model import Sequential, default_cnn, fold_batchnorm
@@ -43,7 +43,7 @@ SMOOTHGRAD_NOISE = 0.15  # the noise's standard deviation, as a fraction of each
 DELETION_STEP = 56  # pixels blanked (or put back) per step of the deletion and insertion curves: two rows
 CHUNK = 50  # images per piece of work (a pass keeps every layer's output); the sanity checks' 100 make two
 # The network trained on shuffled labels: a subset small enough to memorise in seconds.
-SHUFFLED = {"images": 500, "epochs": 15, "batch_size": 16, "lr": 1e-3}
+SHUFFLED = {"images": 500, "epochs": 15, "batch_size": 32, "lr": 1e-3}
 
 
 def evidence_map(attributions):
@@ -155,9 +155,10 @@ def measure(model, fast, run, data, proba, rngs, layer, images, workers):
         timings[f"maps {name}"] = time.perf_counter() - start
     start = time.perf_counter()
     score = class_probability(fast, c, workers=workers)
+    full, empty = end_scores(score, x)  # each curve's ends, the same for every method
     rows, curves, road_curves = [], {}, {}
     for name, m in maps.items():
-        cv = deletion_insertion(score, x, m, per_step=DELETION_STEP)
+        cv = deletion_insertion(score, x, m, per_step=DELETION_STEP, full=full, empty=empty)
         fractions, morf = road(score, x, m, rng, most_relevant_first=True, workers=workers)
         _, lerf = road(score, x, m, rng, most_relevant_first=False, workers=workers)
         curves[name] = {"deletion": cv.deletion.mean(axis=0).tolist(), "insertion": cv.insertion.mean(axis=0).tolist()}
@@ -217,12 +218,16 @@ def over_training(run, x, classes, layer, chosen, seeds, rng, workers):
     the baseline of each epoch: an untrained network's probabilities are near 1/K whatever is deleted."""
     nets = {epoch: fold_batchnorm(run.model_at(epoch)) for epoch in sorted(run.snapshots)}
     first, last = min(nets), max(nets)
+    scores = {e: class_probability(net, classes, workers) for e, net in nets.items()}
+    ends = {e: end_scores(score, x) for e, score in scores.items()}
     out = {}
     for name, fn in chosen.items():
         maps = {e: maps_of(fn, net, x, classes, seeds[name], workers) for e, net in nets.items()}
+        # only the deletion curve is reported per epoch
         out[name] = [{"epoch": int(e),
-                      "deletion": summary(deletion_insertion(class_probability(net, classes, workers), x, maps[e],
-                                                             per_step=DELETION_STEP).per_image_auc("deletion"), rng),
+                      "deletion": summary(deletion_insertion(scores[e], x, maps[e], per_step=DELETION_STEP,
+                                                             full=ends[e][0], empty=ends[e][1], kinds=("deletion",))
+                                          .per_image_auc("deletion"), rng),
                       "vs_start": summary(spearman(maps[e], maps[first]), rng),
                       "vs_end": summary(spearman(maps[e], maps[last]), rng)} for e, net in nets.items()]
     return out

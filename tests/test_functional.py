@@ -35,6 +35,18 @@ def test_conv2d_keeps_float32(rng):
     assert out.dtype == dx.dtype == dw.dtype == db.dtype == np.float32
 
 
+@pytest.mark.parametrize("c,stride,pad", [(1, 1, 1), (1, 2, 0), (1, 3, 2), (2, 1, 1), (2, 2, 0)])
+def test_conv2d_dx_is_the_adjoint_of_the_forward(rng, c, stride, pad):
+    # a conv without bias is linear in x: <dout, conv(x)> == <dx, x> for any dout, whichever way
+    # dx is computed (scattering for one input channel, im2col of dout otherwise)
+    x, w = rng.standard_normal((2, c, 9, 8)), rng.standard_normal((3, c, 3, 3))
+    out, cache = F.conv2d_forward(x, w, None, stride, pad)
+    dout = rng.standard_normal(out.shape)
+    dx, _, _ = F.conv2d_backward(dout, cache, need_params=False)
+    assert dx.shape == x.shape
+    assert np.sum(dout * out) == pytest.approx(np.sum(dx * x), rel=1e-12)
+
+
 def test_conv2d_backward_can_skip_dx(rng):
     x, w = rng.standard_normal((2, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
     out, cache = F.conv2d_forward(x, w, np.zeros(3), 1, 1)

@@ -236,6 +236,21 @@ def test_deletion_and_insertion_score_only_the_steps_that_change_the_image(rng, 
             assert got.insertion[i, s] == pytest.approx(np.tanh(inserted @ weights) + i, abs=1e-9)
     assert sum(seen) < 0.9 * 2 * len(x) * len(steps)  # the repeated images were not scored again
 
+    # given the scores of each curve's two ends (the image and the blank image), the same curves,
+    # with neither end scored again; and a deletion curve alone is the same deletion curve
+    full, empty = A.end_scores(score, x)
+    ends = []
+    score_ends = lambda images, owner: ends.append((images == x[owner]).all(axis=(1, 2, 3)).sum()
+                                                   + (images == 0).all(axis=(1, 2, 3)).sum()) or score(images, owner)
+    seen.clear()
+    shared = A.deletion_insertion(score_ends, x, maps, per_step=56, full=full, empty=empty)
+    np.testing.assert_allclose(shared.deletion, got.deletion, atol=1e-12)
+    np.testing.assert_allclose(shared.insertion, got.insertion, atol=1e-12)
+    assert sum(ends) == 0 and 0 < sum(seen) <= 2 * len(x) * (len(steps) - 2)
+    alone = A.deletion_insertion(score, x, maps, per_step=56, full=full, empty=empty, kinds=("deletion",))
+    np.testing.assert_allclose(alone.deletion, got.deletion, atol=1e-12)
+    assert alone.insertion is None
+
 def test_spearman_handles_ties_with_average_ranks():
     a = np.array([[1.0, 2.0, 3.0, 4.0]])
     assert A.spearman(a, a)[0] == pytest.approx(1)

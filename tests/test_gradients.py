@@ -27,6 +27,9 @@ def assert_all_small(errors):
     (2, 2, 9, 9, 2, 5, 2, 2),
     (2, 1, 6, 6, 3, 1, 1, 0),    # 1x1
     (1, 2, 7, 7, 2, 2, 2, 1),    # even kernel
+    (2, 1, 8, 8, 4, 3, 1, 1),    # one input channel: dx by scattering (the first layer's case)
+    (2, 1, 7, 6, 3, 3, 2, 0),    # ...with stride 2, pad 0, non-square
+    (1, 1, 9, 9, 2, 3, 3, 2),    # ...with stride 3 that leaves pixels uncovered, pad 2
 ])
 def test_conv2d_gradients(rng, n, c, h, w, f, k, stride, pad):
     layer = Conv2D(c, f, k, stride=stride, padding=pad, rng=rng)
