@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -99,45 +100,79 @@ HARNESS = """<!doctype html><html><head><meta charset="utf-8"><title>explorer se
 """
 
 
+SELFTEST_TABS = 2  # the explorer's self-test runs in this many tabs at once, each on every other network
+
+
 def explorer_selftest(scripts, header, docs, timeout=600):
     """Run report/explorer_selftest.js in headless Chromium on NumPy's reference answers.
 
     scripts: the page's scripts (paths) in the order the explorer loads them; header and docs:
-    from report.explorer.selftest_reference. Each network's reference is written to a file of
-    its own as soon as it is made, so that this process holds one at a time; then one browser
-    loads them one after the other, and lets go of each before the next. It runs in real time
-    (over the DevTools pipe, see evaluate_when_loaded), so its clock is right. Returns the
-    largest differences found over all the networks."""
+    from report.explorer.selftest_reference (docs: a generator, one network's reference at a time).
+    The browser starts at once, in a thread, with SELFTEST_TABS tabs that share the networks
+    between them, and each tab reads a network's reference as soon as this process has written
+    it (whole, by a rename): the tabs check while NumPy makes the next reference, and this
+    process holds one at a time. A tab lets go of each reference before the next. It runs in
+    real time (over the DevTools pipe, see evaluate_in_pages), so its clock is right. Returns
+    the largest differences found over all the networks."""
     result = 'document.getElementById("result")'
     wait = _once(f'{result}.dataset.status !== "running"',
                  f"{{status: {result}.dataset.status, text: {result}.textContent}}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        files = []
-        for position, (epoch, doc) in enumerate(docs):
-            name = f"reference-network-{position}.js"
-            (tmp / name).write_text(f"window.EXPLORER_REFERENCE_EPOCH = {json.dumps(doc)};\n")
-            del doc
-            files.append([position, name])
-        (tmp / "reference.js").write_text(f"window.EXPLORER_REFERENCE = {json.dumps(dict(header, files=files))};\n")
+        files = header["files"]  # [kind, network, file name], in the order docs makes them
+        (tmp / "reference.js").write_text(f"window.EXPLORER_REFERENCE = {json.dumps(header)};\n")
         tags = [Path(p).resolve().as_uri() for p in scripts] + ["reference.js",
                                                                 (HERE / "selftest_compare.js").as_uri(),
                                                                 (HERE / "explorer_selftest.js").as_uri()]
         (tmp / "selftest.html").write_text(
             HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
-        # V8 keeps the source of every script it compiled in its compilation cache: without it, the
-        # page lets go of each reference once read (measured: 150-210 MB instead of growing to 340)
-        answer, version = evaluate_when_loaded((tmp / "selftest.html").as_uri(), wait, timeout * max(1, len(files)),
-                                               flags=("--js-flags=--no-compilation-cache",))
-    if answer is None:
+        tabs = max(1, min(SELFTEST_TABS, len(files)))
+        urls = [f"{(tmp / 'selftest.html').as_uri()}?part={k}&parts={tabs}" for k in range(tabs)]
+        answer = {}
+
+        def browse():
+            # V8 keeps the source of every script it compiled in its compilation cache: without it, the
+            # page lets go of each reference once read (measured: 150-210 MB instead of growing to 340)
+            answer["value"] = evaluate_in_pages(urls, wait, timeout * len(files),
+                                                flags=("--js-flags=--no-compilation-cache",))
+
+        browser = threading.Thread(target=browse, daemon=True)
+        browser.start()
+        written = 0
+        try:
+            for (_, _, name), (_, doc) in zip(files, docs):
+                if not browser.is_alive():  # no browser, or the pages gave up: nothing reads the rest
+                    break
+                part = tmp / (name + ".part")
+                part.write_text(f"window.EXPLORER_REFERENCE_EPOCH = {json.dumps(doc)};\n")
+                del doc
+                os.replace(part, tmp / name)
+                written += 1
+        finally:
+            if written < len(files):  # NumPy's side failed or was interrupted: the pages stop at the gap
+                for _, _, name in files[written:]:
+                    (tmp / name).write_text('window.EXPLORER_REFERENCE_EPOCH = "no reference";\n')
+            browser.join()
+        values, version = answer["value"]
+    if values is None:
         return {"measured": False, "reason": version}
-    if answer["status"] != "done":
+    failed = [v for v in values if v["status"] != "done"]
+    if failed:
         return {"measured": False, "browser": version,
-                "reason": f"the self-test did not finish: {answer['text'][:500]}"}
-    r = json.loads(answer["text"])
-    return {"measured": True, "browser": version, "worst": r["worst"], "images": r["images"],
-            "classes": r["classes"], "networks": r["networks"], "compared": r["compared"],
-            "seconds": round(r["seconds"], 3)}
+                "reason": f"the self-test did not finish: {failed[0]['text'][:500]}"}
+    parts = [json.loads(v["text"]) for v in values]
+    worst = {}
+    for r in parts:
+        for kind, found in r["worst"].items():
+            kept = worst.setdefault(kind, dict(found))
+            for key, value in found.items():  # None: a NaN in the page, the worst there is
+                kept[key] = None if value is None or kept[key] is None else max(kept[key], value)
+    return {"measured": True, "browser": version, "worst": worst, "images": parts[0]["images"],
+            "classes": parts[0]["classes"], "networks": sum(r["networks"] for r in parts),
+            "compared": sum(r["compared"] for r in parts), "tabs": tabs,
+            # the tabs run side by side: the self-test takes as long as its slowest tab
+            "seconds": round(max(r["seconds"] for r in parts), 3),
+            "seconds_by_tab": [round(r["seconds"], 3) for r in parts]}
 
 
 class _DevTools:
@@ -146,7 +181,7 @@ class _DevTools:
     time, so the page's own clock can time it."""
 
     def __init__(self, browser, profile, timeout, flags=()):
-        self.timeout, self.next_id, self.buffer = timeout, 0, b""
+        self.timeout, self.next_id, self.buffer, self.kept = timeout, 0, b"", {}
         to_browser, self.commands = os.pipe()
         self.replies, from_browser = os.pipe()
         # The browser reads commands on its fd 3 and writes replies on its fd 4. posix_spawn
@@ -165,23 +200,36 @@ class _DevTools:
             for fd in high + [to_browser, from_browser]:
                 os.close(fd)
 
-    def send(self, method, params=None, session=None, wait_event=None):
+    def post(self, method, params=None, session=None):
+        """Send a command without waiting for its reply; returns its id (for wait)."""
         self.next_id += 1
         message = {"id": self.next_id, "method": method, "params": params or {}}
         if session:
             message["sessionId"] = session
         os.write(self.commands, json.dumps(message).encode() + b"\0")
-        while True:
+        return self.next_id
+
+    def wait(self, command_id, method="", wait_event=None, session=None):
+        """The result of the command `command_id`; with wait_event, also wait for that event (of
+        that session, if given) after the reply. Replies to other commands are kept for their own wait."""
+        while command_id not in self.kept:
             reply = self._read()
-            if reply.get("id") == self.next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error'].get('message')}")
-                if wait_event is None:
-                    return reply.get("result", {})
-                result = reply.get("result", {})
-                while self._read().get("method") != wait_event:
-                    pass
-                return result
+            if "id" in reply:
+                self.kept[reply["id"]] = reply
+        reply = self.kept.pop(command_id)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error'].get('message')}")
+        if wait_event is not None:
+            while True:
+                event = self._read()
+                if "id" in event:
+                    self.kept[event["id"]] = event
+                elif event.get("method") == wait_event and (session is None or event.get("sessionId") == session):
+                    break
+        return reply.get("result", {})
+
+    def send(self, method, params=None, session=None, wait_event=None):
+        return self.wait(self.post(method, params, session), method, wait_event, session)
 
     def _read(self):
         deadline = time.monotonic() + self.timeout
@@ -222,6 +270,14 @@ def evaluate_when_loaded(url, expression, timeout=120, flags=()):
     """Open url in headless Chromium, wait for its load event, and return the value of the
     JavaScript expression (a promise is awaited). (value, browser version) or (None, reason).
     flags: more command-line flags for the browser."""
+    values, version = evaluate_in_pages([url], expression, timeout, flags)
+    return (values if values is None else values[0]), version
+
+
+def evaluate_in_pages(urls, expression, timeout=120, flags=()):
+    """evaluate_when_loaded for several pages at once, each in its own tab of one browser (a tab
+    has a renderer process, so their scripts run side by side): ([value of each page], browser
+    version) or (None, reason)."""
     browser = find_browser()
     if browser is None:
         return None, "no Chromium or Chrome found on this machine"
@@ -230,20 +286,25 @@ def evaluate_when_loaded(url, expression, timeout=120, flags=()):
         tools = None
         try:
             tools = _DevTools(browser, profile, timeout, flags)
-            target = tools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session = tools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-            tools.send("Page.enable", session=session)
-            tools.send("Page.navigate", {"url": url}, session=session, wait_event="Page.loadEventFired")
-            answer = tools.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                                     "returnByValue": True}, session=session)
+            sessions = []
+            for url in urls:
+                target = tools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+                session = tools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+                tools.send("Page.enable", session=session)
+                tools.send("Page.navigate", {"url": url}, session=session, wait_event="Page.loadEventFired")
+                sessions.append(session)
+            pending = [tools.post("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                       "returnByValue": True}, session=session) for session in sessions]
+            answers = [tools.wait(command, "Runtime.evaluate") for command in pending]
         except (OSError, RuntimeError, TimeoutError, KeyError) as e:
             return None, f"{browser} did not run the page: {e}"
         finally:
             if tools is not None:
                 tools.close()
-    if "exceptionDetails" in answer:
-        return None, f"the page's script failed: {answer['exceptionDetails'].get('text')}"
-    return answer["result"].get("value"), version
+    for answer in answers:
+        if "exceptionDetails" in answer:
+            return None, f"the page's script failed: {answer['exceptionDetails'].get('text')}"
+    return [answer["result"].get("value") for answer in answers], version
 
 
 def lab_selftest(engine, reference, timeout=300):

@@ -111,36 +111,46 @@ def float16_effect(run, data, networks, indices):
 
 
 def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
-    """(header, one doc per network): NumPy's answers for n stratified test images x every class x
-    every conv layer x every network, as base64 float32 arrays, in the order the self-test loops:
-    image, class. The docs are made one at a time, each one network's."""
+    """(header, docs): NumPy's answers for n stratified test images x every class x every conv
+    layer x every network, as base64 float32 arrays, in the order the self-test loops: image,
+    class; and, for the final network, those of the methods that take many passes.
+
+    header["files"] lists the docs in the order they come, each as [kind, network, file name]
+    (kind "methods" or "maps"; network: its position in the page's list, CNN_SNAPSHOTS then
+    CNN_MODEL): the methods first, then one network's maps at a time. docs is a generator that
+    makes each doc when asked for it."""
     idx = stratified_indices(data.y_test, min(n, len(data.y_test)), rng)
     x = data.x_test[idx]
-    k = networks[max(networks)].output_shape()[0]
+    final = max(networks)
+    k = networks[final].output_shape()[0]
     xs, cs = np.repeat(x, k, axis=0), np.tile(np.arange(k), len(idx))  # (image, class) pairs
-    header = {"indices": [int(i) for i in idx], "images": int(len(idx)), "classes": int(k),
+    position = {epoch: p for p, epoch in enumerate(networks)}
+    files = [["methods", position[final], "reference-methods.js"]] + [
+        ["maps", position[epoch], f"reference-network-{position[epoch]}.js"] for epoch in networks]
+    header = {"files": files, "indices": [int(i) for i in idx], "images": int(len(idx)), "classes": int(k),
               "image_size": int(np.prod(x.shape[1:])), "pixels": float32_base64(x)}
 
     x64, every = x.astype(np.float64), np.tile(np.arange(k), (len(idx), 1))
     steps = ("weights", "weighted_sum", "cam", "upsampled")
 
+    def maps(epoch, net):
+        page = page_arithmetic(net)  # for the maps that follow a gradient to its pixel: see above
+        layers = chunked(lambda a, b: {layer: {k: getattr(g, k) for k in steps}
+                                       for layer, g in grad_cam_layers(net, a, b).items()}, xs, cs)
+        for arrays in layers.values():  # (K, h, w) of the layer's maps, for the page's loops
+            arrays["shape"] = [arrays["weights"].shape[1], *arrays["weighted_sum"].shape[1:]]
+        # every class of an image from one forward pass: (images, classes, H, W) -> (pairs, H, W)
+        pairs = lambda fn: chunked(lambda a, b: fn(page, a, b), x64, every).reshape(len(xs), *x.shape[2:])
+        return {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": layers,
+                "saliency": pairs(saliency), "guided": pairs(guided_backprop)}
+
     def docs():
-        for epoch, net in networks.items():
-            page = page_arithmetic(net)  # for the maps that follow a gradient to its pixel: see above
-            layers = chunked(lambda a, b: {layer: {k: getattr(g, k) for k in steps}
-                                           for layer, g in grad_cam_layers(net, a, b).items()}, xs, cs)
-            for arrays in layers.values():  # (K, h, w) of the layer's maps, for the page's loops
-                arrays["shape"] = [arrays["weights"].shape[1], *arrays["weighted_sum"].shape[1:]]
-            # every class of an image from one forward pass: (images, classes, H, W) -> (pairs, H, W)
-            pairs = lambda fn: chunked(lambda a, b: fn(page, a, b), x64, every).reshape(len(xs), *x.shape[2:])
-            doc = {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": layers,
-                   "saliency": pairs(saliency), "guided": pairs(guided_backprop)}
-            if epoch == max(networks):
-                doc["methods"] = method_reference(net, x[:METHOD_IMAGES], rng)
-            encoded = float32_base64(doc)
-            del doc, layers
-            release_freed_memory()  # the arrays behind this network's doc, before the next network's are made
-            yield epoch, encoded
+        makers = [lambda: {"epoch": final, "methods": method_reference(networks[final], x[:METHOD_IMAGES], rng)}]
+        makers += [lambda epoch=epoch, net=net: maps(epoch, net) for epoch, net in networks.items()]
+        for (kind, _, _), make in zip(files, makers):
+            encoded = float32_base64(make())
+            release_freed_memory()  # the arrays behind this doc, before the next one's are made
+            yield kind, encoded
 
     return header, docs()
 

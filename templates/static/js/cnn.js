@@ -64,19 +64,38 @@ const CNN = (function () {
 
   // ------------------------------------------------------------ forward
 
+  // The weights of a conv layer [F, C, K, K] rearranged so that the innermost loops of conv and
+  // convBackward read them in order: byInput [C, K, K, F], byOutput [F, K, K, C]. Made once per layer.
+  function arranged(layer) {
+    if (!layer.byInput) {
+      const [F, C, K] = layer.wshape, w = layer.weight, KK = K * K;
+      layer.byInput = new Float32Array(w.length);
+      layer.byOutput = new Float32Array(w.length);
+      for (let f = 0; f < F; f++)
+        for (let c = 0; c < C; c++)
+          for (let k = 0; k < KK; k++) {
+            const value = w[(f * C + c) * KK + k];
+            layer.byInput[(c * KK + k) * F + f] = value;
+            layer.byOutput[(f * KK + k) * C + c] = value;
+          }
+    }
+    return layer;
+  }
+
   // x: [C, H, W] -> [F, H', W'], K x K kernel, stride 1, zero padding `pad`.
   // Written input by input: each nonzero input pixel adds its contribution to the outputs
   // whose windows cover it, out[f, y - u + pad, x - v + pad] += w[f, c, u, v] * x[c, y, x].
   // After a ReLU most inputs are zero, and they cost nothing. The sums are kept in double
-  // precision, then stored as float32.
+  // precision, position by position with the F channels side by side (so the innermost loop
+  // reads the weights and writes the sums in order), then stored as float32 [F, H', W'].
   function conv(x, shape, layer) {
     const [F, C, K] = layer.wshape;
     const [, H, W] = shape;
     const pad = layer.pad;
     const OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1, OHW = OH * OW, KK = K * K;
-    const acc = new Float64Array(F * OHW);
-    const w = layer.weight, b = layer.bias;
-    for (let f = 0; f < F; f++) acc.fill(b[f], f * OHW, (f + 1) * OHW);
+    const acc = new Float64Array(OHW * F);  // [position, f]
+    const w = arranged(layer).byInput, b = layer.bias;
+    for (let at = 0; at < OHW; at++) for (let f = 0; f < F; f++) acc[at * F + f] = b[f];
     for (let c = 0; c < C; c++) {
       for (let y = 0; y < H; y++) {
         const u0 = Math.max(0, y + pad - OH + 1), u1 = Math.min(K, y + pad + 1);  // output row y - u + pad inside
@@ -86,14 +105,16 @@ const CNN = (function () {
           const v0 = Math.max(0, xx + pad - OW + 1), v1 = Math.min(K, xx + pad + 1);
           for (let u = u0; u < u1; u++) {
             for (let v = v0; v < v1; v++) {
-              const at = (y - u + pad) * OW + xx - v + pad, wat = (c * K + u) * K + v;
-              for (let f = 0; f < F; f++) acc[f * OHW + at] += w[f * C * KK + wat] * value;
+              const at = ((y - u + pad) * OW + xx - v + pad) * F, wat = ((c * K + u) * K + v) * F;
+              for (let f = 0; f < F; f++) acc[at + f] += w[wat + f] * value;
             }
           }
         }
       }
     }
-    return [Float32Array.from(acc), [F, OH, OW]];
+    const out = new Float32Array(F * OHW);
+    for (let at = 0; at < OHW; at++) for (let f = 0; f < F; f++) out[f * OHW + at] = acc[at * F + f];
+    return [out, [F, OH, OW]];
   }
 
   function relu(x) {
@@ -197,12 +218,13 @@ const CNN = (function () {
 
   // dx of a stride-1 convolution: every output gradient spreads back over the window it read,
   // dx[c, i + u - pad, j + v - pad] += w[f, c, u, v] * g[f, i, j]. The innermost loop runs over
-  // the input channels, the longest loop in the later layers.
+  // the input channels, the longest loop in the later layers, with the sums kept position by
+  // position and the C channels side by side (weights and sums read in order), then [C, H, W].
   function convBackward(g, inShape, layer) {
     const [F, C, K] = layer.wshape;
     const [, H, W] = inShape;
     const pad = layer.pad, OH = H + 2 * pad - K + 1, OW = W + 2 * pad - K + 1;
-    const w = layer.weight, dx = new Float64Array(C * H * W), HW = H * W, KK = K * K;
+    const w = arranged(layer).byOutput, HW = H * W, acc = new Float64Array(HW * C);  // [position, c]
     for (let f = 0; f < F; f++) {
       for (let i = 0; i < OH; i++) {
         const u0 = Math.max(0, pad - i), u1 = Math.min(K, H + pad - i);
@@ -212,13 +234,15 @@ const CNN = (function () {
           const v0 = Math.max(0, pad - j), v1 = Math.min(K, W + pad - j);
           for (let u = u0; u < u1; u++) {
             for (let v = v0; v < v1; v++) {
-              const at = (i + u - pad) * W + j + v - pad, wat = f * C * KK + u * K + v;
-              for (let c = 0; c < C; c++) dx[c * HW + at] += w[wat + c * KK] * gv;
+              const at = ((i + u - pad) * W + j + v - pad) * C, wat = ((f * K + u) * K + v) * C;
+              for (let c = 0; c < C; c++) acc[at + c] += w[wat + c] * gv;
             }
           }
         }
       }
     }
+    const dx = new Float64Array(C * HW);
+    for (let at = 0; at < HW; at++) for (let c = 0; c < C; c++) dx[c * HW + at] = acc[at * C + c];
     return dx;
   }
 
