@@ -100,23 +100,20 @@ HARNESS = """<!doctype html><html><head><meta charset="utf-8"><title>explorer se
 """
 
 
-SELFTEST_TABS = 2  # the explorer's self-test runs in this many tabs at once, each on every other network
+SELFTEST_TABS = 2  # the explorer's self-test checks in this many tabs at once
 
 
 def explorer_selftest(scripts, header, docs, timeout=600):
     """Run report/explorer_selftest.js in headless Chromium on NumPy's reference answers.
 
     scripts: the page's scripts (paths) in the order the explorer loads them; header and docs:
-    from report.explorer.selftest_reference (docs: a generator, one network's reference at a time).
-    The browser starts at once, in a thread, with SELFTEST_TABS tabs that share the networks
-    between them, and each tab reads a network's reference as soon as this process has written
-    it (whole, by a rename): the tabs check while NumPy makes the next reference, and this
-    process holds one at a time. A tab lets go of each reference before the next. It runs in
-    real time (over the DevTools pipe, see evaluate_in_pages), so its clock is right. Returns
-    the largest differences found over all the networks."""
-    result = 'document.getElementById("result")'
-    wait = _once(f'{result}.dataset.status !== "running"',
-                 f"{{status: {result}.dataset.status, text: {result}.textContent}}")
+    from report.explorer.selftest_reference (docs: a generator, one reference at a time, in the
+    order of header["files"]). A thread drives the browser, SELFTEST_TABS tabs of it, while this
+    one makes the references: each is written whole (by a rename) and handed, as soon as it is
+    there, to whichever tab is free, so the tabs check side by side while NumPy makes the next
+    one, and this process holds one at a time. Each tab lets go of a reference once checked. It
+    runs in real time (over the DevTools pipe), so the page's clock is right. Returns the largest
+    differences found over all the references."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         files = header["files"]  # [kind, network, file name], in the order docs makes them
@@ -126,41 +123,46 @@ def explorer_selftest(scripts, header, docs, timeout=600):
                                                                 (HERE / "explorer_selftest.js").as_uri()]
         (tmp / "selftest.html").write_text(
             HARNESS.format(scripts="\n".join(f'<script src="{t}"></script>' for t in tags)))
-        tabs = max(1, min(SELFTEST_TABS, len(files)))
-        urls = [f"{(tmp / 'selftest.html').as_uri()}?part={k}&parts={tabs}" for k in range(tabs)]
+        written = [threading.Event() for _ in files]
+        stopped = threading.Event()  # NumPy's side failed or was interrupted
+
+        def checks():
+            for (kind, network, name), ready in zip(files, written):
+                ready.wait()
+                if stopped.is_set():
+                    raise RuntimeError("NumPy's side stopped before it wrote every reference")
+                yield f"explorerCheck({json.dumps(kind)}, {int(network)}, {json.dumps(name)})"
+
         answer = {}
 
         def browse():
-            # V8 keeps the source of every script it compiled in its compilation cache: without it, the
-            # page lets go of each reference once read (measured: 150-210 MB instead of growing to 340)
-            answer["value"] = evaluate_in_pages(urls, wait, timeout * len(files),
-                                                flags=("--js-flags=--no-compilation-cache",))
+            # V8 keeps the source of every script it compiled in its compilation cache: without it, a
+            # tab lets go of each reference once read (measured: 150-210 MB instead of growing to 340)
+            answer["value"] = run_in_tabs((tmp / "selftest.html").as_uri(), max(1, min(SELFTEST_TABS, len(files))),
+                                          checks(), "explorerResult()", timeout,
+                                          flags=("--js-flags=--no-compilation-cache",))
 
         browser = threading.Thread(target=browse, daemon=True)
         browser.start()
-        written = 0
         try:
-            for (_, _, name), (_, doc) in zip(files, docs):
-                if not browser.is_alive():  # no browser, or the pages gave up: nothing reads the rest
+            for (_, _, name), (_, doc), ready in zip(files, docs, written):
+                if not browser.is_alive():  # no browser, or it gave up: nothing reads the rest
                     break
                 part = tmp / (name + ".part")
                 part.write_text(f"window.EXPLORER_REFERENCE_EPOCH = {json.dumps(doc)};\n")
                 del doc
                 os.replace(part, tmp / name)
-                written += 1
+                ready.set()
         finally:
-            if written < len(files):  # NumPy's side failed or was interrupted: the pages stop at the gap
-                for _, _, name in files[written:]:
-                    (tmp / name).write_text('window.EXPLORER_REFERENCE_EPOCH = "no reference";\n')
+            if not all(e.is_set() for e in written):
+                stopped.set()
+                for e in written:
+                    e.set()
             browser.join()
         values, version = answer["value"]
     if values is None:
         return {"measured": False, "reason": version}
-    failed = [v for v in values if v["status"] != "done"]
-    if failed:
-        return {"measured": False, "browser": version,
-                "reason": f"the self-test did not finish: {failed[0]['text'][:500]}"}
-    parts = [json.loads(v["text"]) for v in values]
+    parts = [json.loads(v) for v in values]
     worst = {}
     for r in parts:
         for kind, found in r["worst"].items():
@@ -169,10 +171,55 @@ def explorer_selftest(scripts, header, docs, timeout=600):
                 kept[key] = None if value is None or kept[key] is None else max(kept[key], value)
     return {"measured": True, "browser": version, "worst": worst, "images": parts[0]["images"],
             "classes": parts[0]["classes"], "networks": sum(r["networks"] for r in parts),
-            "compared": sum(r["compared"] for r in parts), "tabs": tabs,
-            # the tabs run side by side: the self-test takes as long as its slowest tab
+            "compared": sum(r["compared"] for r in parts), "tabs": len(parts),
+            # the tabs check side by side: the self-test's time is the busiest tab's
             "seconds": round(max(r["seconds"] for r in parts), 3),
             "seconds_by_tab": [round(r["seconds"], 3) for r in parts]}
+
+
+def run_in_tabs(url, tabs, jobs, finish, timeout=600, flags=()):
+    """Open url in `tabs` tabs of one headless Chromium (each tab has its own renderer process),
+    then evaluate each JavaScript expression that `jobs` yields (a promise is awaited) in
+    whichever tab is free -- jobs may block until its next one is ready -- and at the end `finish`
+    in every tab. ([finish's value in each tab], browser version) or (None, reason); a job whose
+    promise is rejected stops it all, with the page's message as the reason."""
+    browser = find_browser()
+    if browser is None:
+        return None, "no Chromium or Chrome found on this machine"
+    version = browser_version()
+    evaluate = lambda expression: {"expression": expression, "awaitPromise": True, "returnByValue": True}
+    with tempfile.TemporaryDirectory() as profile:
+        tools = None
+        try:
+            tools = _DevTools(browser, profile, timeout, flags)
+            free = []
+            for _ in range(tabs):
+                target = tools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+                session = tools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+                tools.send("Page.enable", session=session)
+                tools.send("Page.navigate", {"url": url}, session=session, wait_event="Page.loadEventFired")
+                free.append(session)
+            sessions, busy = list(free), {}  # command id -> the tab running it
+            jobs = iter(jobs)
+            job = next(jobs, None)
+            while job is not None or busy:
+                if job is not None and free:
+                    session = free.pop(0)
+                    busy[tools.post("Runtime.evaluate", evaluate(job), session)] = session
+                    job = next(jobs, None)
+                    continue
+                done, reply = tools.wait_any(busy)
+                free.append(busy.pop(done))
+                if "exceptionDetails" in reply:
+                    details = reply["exceptionDetails"]
+                    return None, f"the page's check failed: {details.get('exception', {}).get('description') or details.get('text')}"[:800]
+            values = [tools.send("Runtime.evaluate", evaluate(finish), session) for session in sessions]
+        except (OSError, RuntimeError, TimeoutError, KeyError) as e:
+            return None, f"{browser} did not run the page: {e}"
+        finally:
+            if tools is not None:
+                tools.close()
+    return [v["result"].get("value") for v in values], version
 
 
 class _DevTools:
@@ -228,6 +275,17 @@ class _DevTools:
                     break
         return reply.get("result", {})
 
+    def wait_any(self, command_ids):
+        """(id, result) of whichever of the commands command_ids replies first (a result with
+        "exceptionDetails" for a rejected promise; an error reply raises)."""
+        while True:
+            for command_id in command_ids:
+                if command_id in self.kept:
+                    return command_id, self.wait(command_id)
+            reply = self._read()
+            if "id" in reply:
+                self.kept[reply["id"]] = reply
+
     def send(self, method, params=None, session=None, wait_event=None):
         return self.wait(self.post(method, params, session), method, wait_event, session)
 
@@ -270,14 +328,6 @@ def evaluate_when_loaded(url, expression, timeout=120, flags=()):
     """Open url in headless Chromium, wait for its load event, and return the value of the
     JavaScript expression (a promise is awaited). (value, browser version) or (None, reason).
     flags: more command-line flags for the browser."""
-    values, version = evaluate_in_pages([url], expression, timeout, flags)
-    return (values if values is None else values[0]), version
-
-
-def evaluate_in_pages(urls, expression, timeout=120, flags=()):
-    """evaluate_when_loaded for several pages at once, each in its own tab of one browser (a tab
-    has a renderer process, so their scripts run side by side): ([value of each page], browser
-    version) or (None, reason)."""
     browser = find_browser()
     if browser is None:
         return None, "no Chromium or Chrome found on this machine"
@@ -286,25 +336,20 @@ def evaluate_in_pages(urls, expression, timeout=120, flags=()):
         tools = None
         try:
             tools = _DevTools(browser, profile, timeout, flags)
-            sessions = []
-            for url in urls:
-                target = tools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-                session = tools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-                tools.send("Page.enable", session=session)
-                tools.send("Page.navigate", {"url": url}, session=session, wait_event="Page.loadEventFired")
-                sessions.append(session)
-            pending = [tools.post("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                                       "returnByValue": True}, session=session) for session in sessions]
-            answers = [tools.wait(command, "Runtime.evaluate") for command in pending]
+            target = tools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = tools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            tools.send("Page.enable", session=session)
+            tools.send("Page.navigate", {"url": url}, session=session, wait_event="Page.loadEventFired")
+            answer = tools.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                     "returnByValue": True}, session=session)
         except (OSError, RuntimeError, TimeoutError, KeyError) as e:
             return None, f"{browser} did not run the page: {e}"
         finally:
             if tools is not None:
                 tools.close()
-    for answer in answers:
-        if "exceptionDetails" in answer:
-            return None, f"the page's script failed: {answer['exceptionDetails'].get('text')}"
-    return [answer["result"].get("value") for answer in answers], version
+    if "exceptionDetails" in answer:
+        return None, f"the page's script failed: {answer['exceptionDetails'].get('text')}"
+    return answer["result"].get("value"), version
 
 
 def lab_selftest(engine, reference, timeout=300):

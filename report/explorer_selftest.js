@@ -1,6 +1,6 @@
-// The explorer's self-test, run by build.py in headless Chromium (report/browsercheck.py):
-// the page's own cnn.js, on the networks the page loads, against NumPy's answers. Not part
-// of the site. For every network (epoch), image and class: the probabilities, every step of
+// The explorer's self-test, run by build.py in headless Chromium (report/browsercheck.py),
+// which calls explorerCheck for each of NumPy's references and then explorerResult: the page's
+// own cnn.js, on the networks the page loads, against NumPy's answers. Not part of the site. For every network (epoch), image and class: the probabilities, every step of
 // Grad-CAM at every conv layer, saliency and guided backpropagation; and, for the final network
 // and a few images, Grad-CAM++, Score-CAM, integrated gradients and SmoothGrad. Each difference is
 // measured relative to the largest magnitude of the NumPy array it belongs to (one map, or
@@ -8,7 +8,6 @@
 "use strict";
 
 (function () {
-  const out = document.getElementById("result");
   const docs = (window.CNN_SNAPSHOTS || []).concat([window.CNN_MODEL]);
   const meta = window.EXPLORER_REFERENCE;
   const differences = Differences(), compare = differences.compare;
@@ -21,20 +20,6 @@
       s.onerror = function () { s.remove(); reject(new Error("cannot load " + src)); };
       document.head.append(s);
     });
-  }
-
-  // build.py writes each network's reference while the page checks the one before (whole, by a
-  // rename): until it is there, try again every 20 ms. Returns the milliseconds spent waiting.
-  async function loadWhenWritten(src) {
-    const start = performance.now();
-    for (;;) {
-      try {
-        await load(src);
-        return performance.now() - start;
-      } catch (e) {
-        await new Promise(function (done) { setTimeout(done, 20); });
-      }
-    }
   }
 
   // Integrated gradients and SmoothGrad add up 25 or 32 gradients: at one of those points a ReLU or
@@ -66,60 +51,64 @@
     }
   }
 
-  async function run() {
+  const n = meta.images, k = meta.classes, size = meta.image_size;
+  const images = CNN.decodeFloats(meta.pixels);
+  let checked = 0, busy = 0;
+
+  // build.py (report/browsercheck.py) hands each tab one reference at a time, as soon as NumPy has
+  // written it, to whichever tab is free: kind "methods" or "maps", the network's index in the
+  // page's list, and the reference's file. The promise settles when it is checked.
+  window.explorerCheck = async function (kind, e, file) {
+    await load(file);
     const t0 = performance.now();
-    const n = meta.images, k = meta.classes, size = meta.image_size;
-    const images = CNN.decodeFloats(meta.pixels);
-    let waited = 0;
-    // selftest.html?part=k&parts=P: this tab checks every P-th reference from the k-th, the
-    // other tabs the rest, side by side; build.py writes them in meta.files's order
-    const query = new URLSearchParams(location.search);
-    const part = Number(query.get("part") || 0), parts = Number(query.get("parts") || 1);
-    const mine = meta.files.filter(function (f, i) { return i % parts === part; });
-    for (const [kind, e, file] of mine) {  // ["methods" or "maps", network index, reference file]
-      waited += await loadWhenWritten(file);
-      const ref = window.EXPLORER_REFERENCE_EPOCH;
-      delete window.EXPLORER_REFERENCE_EPOCH;
-      if (typeof ref !== "object") throw new Error(file + ": NumPy's side stopped before it wrote this reference");
-      const net = CNN.load(docs[e]);
-      if (kind === "methods") {
-        methods(net, images, ref.methods);
-        continue;
-      }
-      const probs = CNN.decodeFloats(ref.probabilities), sal = CNN.decodeFloats(ref.saliency),
-            guided = CNN.decodeFloats(ref.guided);
-      const layers = {};
-      for (const name of net.convLayers) {
-        const r = ref.layers[name];
-        layers[name] = { weights: CNN.decodeFloats(r.weights), sum: CNN.decodeFloats(r.weighted_sum),
-                         cam: CNN.decodeFloats(r.cam), up: CNN.decodeFloats(r.upsampled), shape: r.shape };
-      }
-      const P = size;
-      for (let i = 0; i < n; i++) {
-        const x = images.subarray(i * P, (i + 1) * P);
-        const result = CNN.forward(net, x);
-        compare("probabilities", result.probabilities, probs.subarray(i * k, (i + 1) * k));
-        for (let c = 0; c < k; c++) {
-          const pair = i * k + c;
-          const grads = CNN.backward(net, result, c, false);
-          for (const name of net.convLayers) {
-            const r = layers[name], [K, h, w] = r.shape, hw = h * w;
-            const cam = CNN.gradcam(net, result, c, name, grads);
-            compare("alpha", cam.weights, r.weights.subarray(pair * K, (pair + 1) * K));
-            compare("weighted_sum", cam.weightedSum, r.sum.subarray(pair * hw, (pair + 1) * hw));
-            compare("cam", cam.cam, r.cam.subarray(pair * hw, (pair + 1) * hw));
-            compare("upsampled", cam.upsampled, r.up.subarray(pair * P, (pair + 1) * P));
-          }
-          compare("saliency", CNN.saliency(net, result, c, grads), sal.subarray(pair * P, (pair + 1) * P));
-          compare("guided", CNN.guidedBackprop(net, result, c), guided.subarray(pair * P, (pair + 1) * P));
+    const ref = window.EXPLORER_REFERENCE_EPOCH;
+    delete window.EXPLORER_REFERENCE_EPOCH;
+    const net = CNN.load(docs[e]);
+    if (kind === "methods") methods(net, images, ref.methods);
+    else {
+      checkMaps(net, ref);
+      checked += 1;
+    }
+    busy += performance.now() - t0;
+  };
+
+  // What this tab found: the largest differences of each kind, how many comparisons and networks,
+  // and the seconds it spent checking (loading the references left out).
+  window.explorerResult = function () {
+    return JSON.stringify(Object.assign(differences.result(), { networks: checked, images: n, classes: k,
+                                                                seconds: busy / 1000 }));
+  };
+
+  // Every step of Grad-CAM at every conv layer, saliency and guided backpropagation, for every
+  // image and class, under one network.
+  function checkMaps(net, ref) {
+    const probs = CNN.decodeFloats(ref.probabilities), sal = CNN.decodeFloats(ref.saliency),
+          guided = CNN.decodeFloats(ref.guided);
+    const layers = {};
+    for (const name of net.convLayers) {
+      const r = ref.layers[name];
+      layers[name] = { weights: CNN.decodeFloats(r.weights), sum: CNN.decodeFloats(r.weighted_sum),
+                       cam: CNN.decodeFloats(r.cam), up: CNN.decodeFloats(r.upsampled), shape: r.shape };
+    }
+    const P = size;
+    for (let i = 0; i < n; i++) {
+      const x = images.subarray(i * P, (i + 1) * P);
+      const result = CNN.forward(net, x);
+      compare("probabilities", result.probabilities, probs.subarray(i * k, (i + 1) * k));
+      for (let c = 0; c < k; c++) {
+        const pair = i * k + c;
+        const grads = CNN.backward(net, result, c, false);
+        for (const name of net.convLayers) {
+          const r = layers[name], [K, h, w] = r.shape, hw = h * w;
+          const cam = CNN.gradcam(net, result, c, name, grads);
+          compare("alpha", cam.weights, r.weights.subarray(pair * K, (pair + 1) * K));
+          compare("weighted_sum", cam.weightedSum, r.sum.subarray(pair * hw, (pair + 1) * hw));
+          compare("cam", cam.cam, r.cam.subarray(pair * hw, (pair + 1) * hw));
+          compare("upsampled", cam.upsampled, r.up.subarray(pair * P, (pair + 1) * P));
         }
+        compare("saliency", CNN.saliency(net, result, c, grads), sal.subarray(pair * P, (pair + 1) * P));
+        compare("guided", CNN.guidedBackprop(net, result, c), guided.subarray(pair * P, (pair + 1) * P));
       }
     }
-    const networks = mine.filter(function (f) { return f[0] === "maps"; }).length;
-    out.textContent = JSON.stringify(Object.assign(differences.result(), { networks: networks, images: n,
-                                                                           classes: k, seconds: (performance.now() - t0 - waited) / 1000 }));
-    out.dataset.status = "done";
   }
-
-  run().catch(function (e) { out.textContent = String(e && e.stack || e); out.dataset.status = "failed"; });
 })();

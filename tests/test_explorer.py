@@ -9,6 +9,7 @@ import pytest
 
 from cnn.data import load_dataset
 from report.browsercheck import find_browser
+from report.config import ROOT
 
 
 def _script_doc(path, name):
@@ -81,7 +82,7 @@ def test_the_self_tests_pixel_maps_do_not_depend_on_an_images_place_in_its_batch
     net = fold_batchnorm(train_default(mnist, 1024, 2e-3))
     data = SimpleNamespace(x_test=mnist.x_test[:500], y_test=mnist.y_test[:500])
     header, docs = selftest_reference({0: net}, data, np.random.default_rng(0), n=30)
-    (_, doc), = list(docs)
+    (_, doc), = [(kind, doc) for kind, doc in docs if kind == "maps"]
     n, k = header["images"], header["classes"]
     x = _float32s(header["pixels"]).reshape(n, 1, 28, 28).astype(np.float64)
     page = page_arithmetic(net)
@@ -90,6 +91,56 @@ def test_the_self_tests_pixel_maps_do_not_depend_on_an_images_place_in_its_batch
         for i in range(n):
             alone = fn(page, np.repeat(x[i : i + 1], k, axis=0), np.arange(k))
             assert np.abs(batch[i] - alone).max() <= 1e-6, (name, i)
+
+
+def _two_network_page(tmp_path, mnist):
+    """The explorer's scripts for two untrained networks (a snapshot and the final one), and
+    selftest_reference's (header, docs) for them on 3 test images."""
+    from types import SimpleNamespace
+
+    from cnn.model import default_cnn, fold_batchnorm
+    from report.export import export_layers
+    from report.explorer import js_global, selftest_reference
+
+    nets = {e: default_cnn(np.random.default_rng(e)) for e in (0, 1)}
+    doc = lambda net, dtype: {"format": 1, "input_shape": [1, 28, 28], "classes": [str(c) for c in range(10)],
+                              "gradcam_layer": "relu3", "layers": export_layers(net, dtype)}
+    model, snapshots = tmp_path / "model.js", tmp_path / "snapshots.js"
+    model.write_text(js_global("CNN_MODEL", doc(nets[1], np.float32), "test"))
+    snapshots.write_text(js_global("CNN_SNAPSHOTS", [doc(nets[0], np.float32)], "test"))
+    data = SimpleNamespace(x_test=mnist.x_test[:200], y_test=mnist.y_test[:200])
+    scripts = [model, snapshots, ROOT / "templates" / "static" / "js" / "cnn.js"]
+    return scripts, selftest_reference({e: fold_batchnorm(n) for e, n in nets.items()}, data,
+                                       np.random.default_rng(0), n=3)
+
+
+def test_the_self_test_reports_a_wrong_reference_and_stops_when_numpys_side_does(tmp_path, mnist, browser):
+    """The tabs check the references as NumPy writes them. One the page disagrees with in its shape
+    fails the check with the page's message; NumPy's side failing stops the browser and the error
+    comes through, without waiting for the references that never come."""
+    import time
+
+    from report.browsercheck import explorer_selftest
+
+    scripts, (header, docs) = _two_network_page(tmp_path, mnist)
+    docs = list(docs)
+    check = explorer_selftest(scripts, header, iter(docs))
+    assert check["measured"] and check["networks"] == 2 and check["tabs"] == 2, check
+    assert max(w["abs"] for w in check["worst"].values()) <= 1e-4
+
+    kind, doc = docs[2]  # the second network's maps: one value short
+    short = dict(doc, saliency=base64.b64encode(base64.b64decode(doc["saliency"])[:-4]).decode())
+    check = explorer_selftest(scripts, header, iter(docs[:2] + [(kind, short)] + docs[3:]))
+    assert not check["measured"] and "saliency" in check["reason"] and "values against NumPy's" in check["reason"]
+
+    def failing():
+        yield docs[0]
+        raise ValueError("NumPy's side failed")
+
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="NumPy's side failed"):
+        explorer_selftest(scripts, header, failing())
+    assert time.monotonic() - start < 60
 
 
 def test_explanations_over_training_are_measured_and_shown(quick_site):
