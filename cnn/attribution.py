@@ -352,23 +352,29 @@ def noisy_linear_imputation(x, removed, rng, noise=0.01, tol=1e-7, max_iteration
     weight = _stencil(np.ones((1, h, w), precision), np.zeros((1, h + 2, w + 2), precision))
     r = _stencil(kept, padded) * mask  # the right-hand side; u = 0 to start
     u, p = np.zeros_like(r), r.copy()
-    rs = (r * r).sum(axis=(1, 2))
-    live = np.arange(n * ch)  # the images still being solved
+    rs = np.einsum("ijk,ijk->i", r, r)
+    live = np.arange(n * ch)  # the images still being solved; m and u_live: their rows of mask and u
+    m, u_live = mask, u.copy()
     for _ in range(max_iterations):
         going = np.sqrt(rs) > tol
         if not going.all():
-            live, r, p, rs = live[going], r[going], p[going], rs[going]
+            u[live] = u_live  # the images that converged keep their solution
+            live, r, p, rs, m, u_live = live[going], r[going], p[going], rs[going], m[going], u_live[going]
             if not len(live):
                 break
-        m = mask[live]
-        ap = (weight * p - _stencil(p, padded)) * m  # (W - A) p on the removed pixels
-        pap = (p * ap).sum(axis=(1, 2))
+        ap = weight * p
+        ap -= _stencil(p, padded)
+        ap *= m  # (W - A) p on the removed pixels
+        pap = np.einsum("ijk,ijk->i", p, ap)
         alpha = np.divide(rs, pap, out=np.zeros_like(rs), where=pap > 0)[:, None, None]
-        u[live] += alpha * p
+        u_live += alpha * p
         r -= alpha * ap
-        rs_new = (r * r).sum(axis=(1, 2))
-        p = r + np.divide(rs_new, rs, out=np.zeros_like(rs), where=rs > 0)[:, None, None] * p
+        rs_new = np.einsum("ijk,ijk->i", r, r)
+        p *= np.divide(rs_new, rs, out=np.zeros_like(rs), where=rs > 0)[:, None, None]
+        p += r
         rs = rs_new
+    else:
+        u[live] = u_live
     v = kept + u
     everything = mask.min(axis=(1, 2)) == 1  # nothing kept: the image's mean
     v[everything] = images[everything].mean(axis=(1, 2))[:, None, None]
