@@ -88,7 +88,9 @@ def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=INFEREN
     pixel's value is the mean drop over the patches that covered it. The patches
     start every `stride` pixels until one reaches the border; when patch and
     stride do not tile the image, that last one is clipped at the border (as in
-    Captum), so every pixel is covered at least once.
+    Captum), so every pixel is covered at least once. A patch over pixels that
+    are all `fill` already (a digit's black background) leaves the image as it
+    is: its drop is 0, and it is not passed through the network.
     """
     n, c, h, w = x.shape
     ys, xs = _window_starts(h, patch, stride), _window_starts(w, patch, stride)
@@ -97,10 +99,14 @@ def occlusion(model, x, classes, patch=7, stride=3, fill=0.0, batch_size=INFEREN
         masks[i, y0 : y0 + patch, x0 : x0 + patch] = 0
     classes = np.asarray(classes)
     base = model.predict_proba(x, workers=workers)[np.arange(n), classes]
-    occluded = (x[:, None] * masks[None, :, None] + fill * (1 - masks[None, :, None]))  # (N, P, C, H, W)
-    probs = model.predict_proba(occluded.reshape(-1, c, h, w), batch_size, workers).reshape(n, len(masks), -1)
-    drop = base[:, None] - probs[np.arange(n), :, classes]  # (N, P)
     covered = 1 - masks  # (P, H, W)
+    visible = (x != fill).any(axis=1).reshape(n, -1).astype(x.dtype)  # (N, H*W)
+    image, where = np.nonzero(visible @ covered.reshape(len(masks), -1).T > 0)  # the patches that change an image
+    kept = masks[where][:, None]  # (changed, 1, H, W)
+    occluded = x[image] * kept + x.dtype.type(fill) * (1 - kept)
+    drop = np.zeros((n, len(masks)))
+    drop[image, where] = base[image] - model.predict_proba(occluded, batch_size, workers)[np.arange(len(image)),
+                                                                                           classes[image]]
     return np.einsum("np,phw->nhw", drop, covered) / covered.sum(axis=0)
 
 

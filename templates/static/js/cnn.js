@@ -367,10 +367,15 @@ const CNN = (function () {
     for (const y0 of windowStarts(H, patch, stride)) {
       for (const x0 of windowStarts(W, patch, stride)) {
         const x = Float32Array.from(image);
+        let changed = false;
         for (let ch = 0; ch < C; ch++)
           for (let y = y0; y < Math.min(y0 + patch, H); y++)
-            for (let xx = x0; xx < Math.min(x0 + patch, W); xx++) x[ch * P + y * W + xx] = 0;
-        const drop = base - forward(net, x).probabilities[c];
+            for (let xx = x0; xx < Math.min(x0 + patch, W); xx++) {
+              if (x[ch * P + y * W + xx] !== 0) changed = true;
+              x[ch * P + y * W + xx] = 0;
+            }
+        // a patch over black pixels only leaves the image as it is: no drop, and no pass through the network
+        const drop = changed ? base - forward(net, x).probabilities[c] : 0;
         for (let y = y0; y < Math.min(y0 + patch, H); y++)
           for (let xx = x0; xx < Math.min(x0 + patch, W); xx++) { sum[y * W + xx] += drop; count[y * W + xx] += 1; }
       }
