@@ -63,7 +63,8 @@ def parse_args(argv=None):
                    help=f"the one seed of every random choice, 0 or more (default {c.seed})")
     g.add_argument("--publish-failed", action="store_true",
                    help="write the site even if the network did not learn (near-chance validation "
-                        "accuracy, or a loss no lower than at the start); the site then says so")
+                        "accuracy, or a loss no lower than at the start; the site then says so), or if "
+                        "the pages' JavaScript disagreed with NumPy in headless Chromium (run.json says so)")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=c.dataset,
                    help="mnist (bundled) or fashion-mnist (downloaded once, or read from --data-dir)")

@@ -138,6 +138,15 @@ def _build(config, log, templates_dir, memory):
                         lab_check = _lab_check(tmp, lab_ref, config, log)
                     with parts.phase("explorer"):
                         explorer_check = _explorer_selftest(tmp, run, data, config, log)
+                failed = failed_checks(browser, lab_check["selftest"], explorer_check["selftest"])
+                if failed and not config.publish_failed:
+                    raise UserError(f"the pages' JavaScript disagrees with NumPy in headless Chromium: {failed}. "
+                                    "Nothing was published; the previous site is unchanged. The pages compute in "
+                                    "templates/static/js/ (cnn.js; the lab's lab-engine.js); --publish-failed "
+                                    "writes the site anyway, with the failed check in its run.json.")
+                if failed:
+                    log(f"warning: the pages' JavaScript disagrees with NumPy ({failed}); publishing anyway "
+                        "(--publish-failed)")
                 record = run_record(config, context, run, drawn, timings, tmp, figure_entries)
                 record["timings"]["browser_pages"] = dict(parts)
                 record["browser"] = browser
@@ -472,6 +481,22 @@ def _browser_selftest(site_dir, log):
             f"{result['ms']:.1f} ms per forward pass + Grad-CAM")
         result["passed"] = ok
     return result
+
+
+def failed_checks(try_it, lab, explorer):
+    """What the self-tests that ran and failed found, in words ("" when none did): each page, and
+    the kinds of numbers whose largest difference is over the page's tolerance (NaN counts)."""
+    out = []
+    if try_it.get("measured") and not try_it.get("passed"):
+        out.append(f"Try it: probabilities within {try_it['max_prob_diff']:.1e} (tolerance 1e-04), Grad-CAM "
+                   f"within {try_it['max_cam_diff']:.1e} (1e-03), the same class for {try_it['same_class']} of "
+                   f"{try_it['images']} images")
+    for name, check in (("the lab", lab), ("the explorer", explorer)):
+        if check.get("measured") and not check.get("passed"):
+            over = [f"{kind} by {'NaN' if w['abs'] is None else format(w['abs'], '.1e')}"
+                    for kind, w in sorted(check["worst"].items()) if w["abs"] is None or w["abs"] > check["tolerance"]]
+            out.append(f"{name}: {', '.join(over)} (tolerance {check['tolerance']:.0e})")
+    return "; ".join(out)
 
 
 EXPLORER_TOLERANCE = 1e-4  # the largest absolute difference allowed between the page's numbers and NumPy's

@@ -221,6 +221,37 @@ def test_a_network_that_did_not_learn_is_not_published(quick_site, cache_dir, tm
     assert fingerprint(out) == before
 
 
+def test_pages_whose_javascript_disagrees_with_numpy_are_not_published(quick_site, cache_dir, tmp_path, browser):
+    """An author's change to the page's network that makes saliency 1.5 times too large: the explorer's
+    self-test in headless Chromium finds it, and the build stops (exit 2 from the command line) with
+    what differed, keeping the previous site; --publish-failed writes it, the failure in run.json."""
+    import build as command_line
+    from cnn.errors import UserError
+    from report.site import build as build_site
+
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    cnn_js = templates / "static" / "js" / "cnn.js"
+    right = "function saliency(net, result, c, grads) { return inputMap(net, result, c, false, grads); }"
+    assert right in cnn_js.read_text()
+    cnn_js.write_text(cnn_js.read_text().replace(right, right.replace(
+        "return inputMap(net, result, c, false, grads);", "return inputMap(net, result, c, false, grads).map(function (v) { return 1.5 * v; });")))
+    out = tmp_path / "site"
+    shutil.copytree(quick_site, out)
+    before = fingerprint(out)
+    flags = ["--quick", "--out", str(out), "--cache-dir", str(cache_dir)]
+    config = command_line.make_config(command_line.parse_args(flags))
+    with pytest.raises(UserError, match=r"disagrees with NumPy.*the explorer: saliency by .*previous site is unchanged"):
+        build_site(config, log=lambda line: None, templates_dir=templates)
+    assert fingerprint(out) == before
+
+    config = command_line.make_config(command_line.parse_args(flags + ["--publish-failed"]))
+    record = build_site(config, log=lambda line: None, templates_dir=templates)
+    assert not record["explorer"]["selftest"]["passed"]
+    assert record["explorer"]["selftest"]["worst"]["saliency"]["abs"] > 1e-4
+    assert json.loads((out / "run.json").read_text())["explorer"]["selftest"]["passed"] is False
+
+
 # ------------------------------------------------------------------ chapters
 
 def _content(tmp_path):
