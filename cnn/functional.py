@@ -221,13 +221,19 @@ def maxpool2d_backward(dout, cache):
     """
     x, out, k, stride = cache
     xh, dh = to_nhwc(x), to_nhwc(dout)  # (N, H, W, C), (N, OH, OW, C)
-    dx = np.zeros(xh.shape, dtype=dout.dtype)
-    free = np.ones(out.shape, dtype=bool)  # windows whose maximum is not yet claimed
+    oh, ow = out.shape[1:3]
+    tiled = stride == k and xh.shape[1] == oh * k and xh.shape[2] == ow * k  # each input in exactly one window
+    dx = (np.empty if tiled else np.zeros)(xh.shape, dtype=dout.dtype)
     is_max = np.empty(out.shape, dtype=bool)
-    for view in _offsets(k, stride, *out.shape[1:3]):
+    views = _offsets(k, stride, oh, ow)
+    for i, view in enumerate(views):
         np.equal(xh[view], out, out=is_max)
-        is_max &= free
-        free ^= is_max
+        if i == 0:
+            free = ~is_max  # windows whose maximum is not yet claimed
+        else:
+            is_max &= free
+            if i < len(views) - 1:
+                free ^= is_max
         if stride >= k:  # windows do not overlap: write, no need to accumulate
             np.multiply(dh, is_max, out=dx[view])
         else:
