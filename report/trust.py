@@ -158,6 +158,7 @@ def measure(model, fast, run, data, proba, rngs, layer, images, workers):
     full, empty = end_scores(score, x)  # each curve's ends, the same for every method
     rows, curves, road_curves = [], {}, {}
     for name, m in maps.items():
+        started = time.perf_counter()
         cv = deletion_insertion(score, x, m, per_step=DELETION_STEP, full=full, empty=empty)
         fractions, morf = road(score, x, m, rng, most_relevant_first=True, workers=workers)
         _, lerf = road(score, x, m, rng, most_relevant_first=False, workers=workers)
@@ -168,6 +169,7 @@ def measure(model, fast, run, data, proba, rngs, layer, images, workers):
                      "insertion": summary(cv.per_image_auc("insertion"), rng),
                      # ROAD: the probability left, averaged over the removed fractions
                      "morf": summary(morf.mean(axis=1), rng), "lerf": summary(lerf.mean(axis=1), rng)})
+        timings[f"curves {name}"] = time.perf_counter() - started
     timings["curves"] = time.perf_counter() - start
 
     # the sanity checks, on the first tenth of the images (at least 10)
