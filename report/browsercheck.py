@@ -145,9 +145,11 @@ def explorer_selftest(scripts, header, docs, timeout=600):
         browser = threading.Thread(target=browse, daemon=True)
         browser.start()
         try:
-            for (_, _, name), (_, doc), ready in zip(files, docs, written):
+            docs = iter(docs)
+            for (_, _, name), ready in zip(files, written):
                 if not browser.is_alive():  # no browser, or it gave up: nothing reads the rest
                     break
+                _, doc = next(docs)
                 part = tmp / (name + ".part")
                 part.write_text(f"window.EXPLORER_REFERENCE_EPOCH = {json.dumps(doc)};\n")
                 del doc
