@@ -140,7 +140,7 @@ def explorer_selftest(scripts, header, docs, timeout=600):
             # tab lets go of each reference once read (measured: 150-210 MB instead of growing to 340)
             answer["value"] = run_in_tabs((tmp / "selftest.html").as_uri(), max(1, min(SELFTEST_TABS, len(files))),
                                           checks(), "explorerResult()", timeout,
-                                          flags=("--js-flags=--no-compilation-cache",))
+                                          flags=("--js-flags=--no-compilation-cache",), cancel=stopped)
 
         browser = threading.Thread(target=browse, daemon=True)
         browser.start()
@@ -155,12 +155,13 @@ def explorer_selftest(scripts, header, docs, timeout=600):
                 del doc
                 os.replace(part, tmp / name)
                 ready.set()
-        finally:
-            if not all(e.is_set() for e in written):
-                stopped.set()
-                for e in written:
-                    e.set()
             browser.join()
+        except BaseException:  # NumPy's side failed, or Ctrl-C: the browser is closed before this goes on
+            stopped.set()
+            for e in written:
+                e.set()
+            browser.join()
+            raise
         values, version = answer["value"]
     if values is None:
         return {"measured": False, "reason": version}
@@ -179,12 +180,13 @@ def explorer_selftest(scripts, header, docs, timeout=600):
             "seconds_by_tab": [round(r["seconds"], 3) for r in parts]}
 
 
-def run_in_tabs(url, tabs, jobs, finish, timeout=600, flags=()):
+def run_in_tabs(url, tabs, jobs, finish, timeout=600, flags=(), cancel=None):
     """Open url in `tabs` tabs of one headless Chromium (each tab has its own renderer process),
     then evaluate each JavaScript expression that `jobs` yields (a promise is awaited) in
     whichever tab is free -- jobs may block until its next one is ready -- and at the end `finish`
     in every tab. ([finish's value in each tab], browser version) or (None, reason); a job whose
-    promise is rejected stops it all, with the page's message as the reason."""
+    promise is rejected stops it all, with the page's message as the reason, and so does `cancel`
+    (a threading.Event another thread may set: the browser is closed within a second or so)."""
     browser = find_browser()
     if browser is None:
         return None, "no Chromium or Chrome found on this machine"
@@ -193,7 +195,7 @@ def run_in_tabs(url, tabs, jobs, finish, timeout=600, flags=()):
     with tempfile.TemporaryDirectory() as profile:
         tools = None
         try:
-            tools = _DevTools(browser, profile, timeout, flags)
+            tools = _DevTools(browser, profile, timeout, flags, cancel)
             free = []
             for _ in range(tabs):
                 target = tools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -229,8 +231,8 @@ class _DevTools:
     replies on fd 4, JSON messages ending in a NUL byte). Unlike --dump-dom it runs the page in real
     time, so the page's own clock can time it."""
 
-    def __init__(self, browser, profile, timeout, flags=()):
-        self.timeout, self.next_id, self.buffer, self.kept = timeout, 0, b"", {}
+    def __init__(self, browser, profile, timeout, flags=(), cancel=None):
+        self.timeout, self.next_id, self.buffer, self.kept, self.cancel = timeout, 0, b"", {}, cancel
         to_browser, self.commands = os.pipe()
         self.replies, from_browser = os.pipe()
         # The browser reads commands on its fd 3 and writes replies on its fd 4. posix_spawn
@@ -295,8 +297,13 @@ class _DevTools:
         deadline = time.monotonic() + self.timeout
         while b"\0" not in self.buffer:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.replies], [], [], left)[0]:
+            if left <= 0:
                 raise TimeoutError(f"no answer from the browser in {self.timeout} s")
+            # look at `cancel` (set by another thread) at least every 0.2 s
+            if not select.select([self.replies], [], [], min(left, 0.2 if self.cancel is not None else left))[0]:
+                if self.cancel is not None and self.cancel.is_set():
+                    raise RuntimeError("cancelled")
+                continue
             chunk = os.read(self.replies, 1 << 16)
             if not chunk:
                 raise RuntimeError("the browser closed its DevTools pipe")

@@ -143,6 +143,35 @@ def test_the_self_test_reports_a_wrong_reference_and_stops_when_numpys_side_does
     assert time.monotonic() - start < 60
 
 
+def test_a_cancelled_run_in_tabs_closes_its_browser_at_once(tmp_path, browser):
+    """The explorer's self-test drives its tabs from a thread; when the builder stops (an error,
+    Ctrl-C) it cancels them, and the browser is closed while its tabs are still busy."""
+    import threading
+    import time
+    from pathlib import Path
+
+    from report.browsercheck import run_in_tabs
+
+    page = tmp_path / "page.html"
+    page.write_text("<!doctype html><title>waits</title><p>waiting</p>")
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    start = time.monotonic()
+    values, reason = run_in_tabs(page.as_uri(), 2, ["new Promise(function (done) { setTimeout(done, 120000); })"] * 3,
+                                 "1", timeout=300, cancel=cancel)
+    assert values is None and "cancelled" in reason
+    assert time.monotonic() - start < 30
+    # no browser driven over a pipe is left (selenium's, for the other tests, listens on a port)
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"--remote-debugging-pipe" in cmdline.read_bytes():
+                left.append(cmdline.parent.name)
+        except OSError:  # a process that ended meanwhile
+            pass
+    assert left == []
+
+
 def test_explanations_over_training_are_measured_and_shown(quick_site):
     record = json.loads((quick_site / "run.json").read_text())["explorer"]
     rows = record["over_training"]
