@@ -273,6 +273,7 @@ def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64, full=
     steps = np.unique(np.arange(0, h * w + per_step, per_step).clip(max=h * w))  # pixels changed so far
     curves = {kind: [] for kind in kinds}
     ends = {"deletion": (full, empty), "insertion": (empty, full)}  # the scores of its first and last image
+    known = full is not None and empty is not None
     for start in range(0, n, chunk):
         xs, ms = x[start : start + chunk], maps[start : start + chunk]
         m = len(xs)
@@ -289,17 +290,15 @@ def deletion_insertion(score_fn, x, maps, per_step=28, fill=0.0, chunk=64, full=
         latest = np.maximum.accumulate(np.where(new, np.arange(len(steps)), 0), axis=1)  # the step each one equals
         image, step = np.nonzero(new)  # the scored steps, image by image
         last = np.where(visible, step_of, 0).max(axis=1)  # from this step on, every visible pixel is changed
+        at_first, at_last = step == 0, (step == last[image]) & (step > 0)
+        todo = ~(at_first | at_last) if known else np.ones(len(image), dtype=bool)
+        gone = changed[image[todo], step[todo]]  # (steps to score, 1, H, W)
         for name in kinds:
-            first_score, last_score = ends[name]
             scores = np.zeros((m, len(steps)))
-            if first_score is None or last_score is None:
-                todo = np.ones(len(image), dtype=bool)
-            else:
-                at_first, at_last = step == 0, (step == last[image]) & (step > 0)
+            if known:
+                first_score, last_score = ends[name]
                 scores[image[at_first], 0] = first_score[start + image[at_first]]
                 scores[image[at_last], step[at_last]] = last_score[start + image[at_last]]
-                todo = ~(at_first | at_last)
-            gone = changed[image[todo], step[todo]]  # (steps to score, 1, H, W)
             keep = ~gone if name == "deletion" else gone
             if todo.any():
                 scores[image[todo], step[todo]] = score_fn(np.where(keep, xs[image[todo]], xs.dtype.type(fill)),

@@ -264,18 +264,14 @@ class _DevTools:
         """The result of the command `command_id`; with wait_event, also wait for that event (of
         that session, if given) after the reply. Replies to other commands are kept for their own wait."""
         while command_id not in self.kept:
-            reply = self._read()
-            if "id" in reply:
-                self.kept[reply["id"]] = reply
+            self._next_event()
         reply = self.kept.pop(command_id)
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error'].get('message')}")
         if wait_event is not None:
             while True:
-                event = self._read()
-                if "id" in event:
-                    self.kept[event["id"]] = event
-                elif event.get("method") == wait_event and (session is None or event.get("sessionId") == session):
+                event = self._next_event()
+                if event and event.get("method") == wait_event and (session is None or event.get("sessionId") == session):
                     break
         return reply.get("result", {})
 
@@ -286,9 +282,15 @@ class _DevTools:
             for command_id in command_ids:
                 if command_id in self.kept:
                     return command_id, self.wait(command_id)
-            reply = self._read()
-            if "id" in reply:
-                self.kept[reply["id"]] = reply
+            self._next_event()
+
+    def _next_event(self):
+        """The next message from the browser if it is an event; a reply is kept for its wait (None)."""
+        message = self._read()
+        if "id" in message:
+            self.kept[message["id"]] = message
+            return None
+        return message
 
     def send(self, method, params=None, session=None, wait_event=None):
         return self.wait(self.post(method, params, session), method, wait_event, session)

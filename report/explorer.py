@@ -144,13 +144,12 @@ def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
         return {"epoch": epoch, "probabilities": net.predict_proba(x, workers=1), "layers": layers,
                 "saliency": pairs(saliency), "guided": pairs(guided_backprop)}
 
-    def docs():
-        makers = [lambda: {"epoch": final, "methods": method_reference(networks[final], x[:METHOD_IMAGES], rng)}]
-        makers += [lambda epoch=epoch, net=net: maps(epoch, net) for epoch, net in networks.items()]
-        for (kind, _, _), make in zip(files, makers):
-            encoded = float32_base64(make())
-            release_freed_memory()  # the arrays behind this doc, before the next one's are made
-            yield kind, encoded
+    def docs():  # in the order of files
+        yield "methods", float32_base64({"epoch": final,
+                                         "methods": method_reference(networks[final], x[:METHOD_IMAGES], rng)})
+        for epoch, net in networks.items():
+            release_freed_memory()  # the arrays behind the doc before, before this one's are made
+            yield "maps", float32_base64(maps(epoch, net))
 
     return header, docs()
 

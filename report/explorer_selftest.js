@@ -1,6 +1,7 @@
 // The explorer's self-test, run by build.py in headless Chromium (report/browsercheck.py),
 // which calls explorerCheck for each of NumPy's references and then explorerResult: the page's
-// own cnn.js, on the networks the page loads, against NumPy's answers. Not part of the site. For every network (epoch), image and class: the probabilities, every step of
+// own cnn.js, on the networks the page loads, against NumPy's answers. Not part of the site.
+// For every network (epoch), image and class: the probabilities, every step of
 // Grad-CAM at every conv layer, saliency and guided backpropagation; and, for the final network
 // and a few images, Grad-CAM++, Score-CAM, integrated gradients and SmoothGrad. Each difference is
 // measured relative to the largest magnitude of the NumPy array it belongs to (one map, or

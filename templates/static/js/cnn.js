@@ -82,6 +82,14 @@ const CNN = (function () {
     return layer;
   }
 
+  // sums kept [position, channel] as a new Type array in [channel, position] order
+  function channelsFirst(sums, positions, channels, Type) {
+    const out = new Type(positions * channels);
+    for (let at = 0; at < positions; at++)
+      for (let ch = 0; ch < channels; ch++) out[ch * positions + at] = sums[at * channels + ch];
+    return out;
+  }
+
   // x: [C, H, W] -> [F, H', W'], K x K kernel, stride 1, zero padding `pad`.
   // Written input by input: each nonzero input pixel adds its contribution to the outputs
   // whose windows cover it, out[f, y - u + pad, x - v + pad] += w[f, c, u, v] * x[c, y, x].
@@ -112,9 +120,7 @@ const CNN = (function () {
         }
       }
     }
-    const out = new Float32Array(F * OHW);
-    for (let at = 0; at < OHW; at++) for (let f = 0; f < F; f++) out[f * OHW + at] = acc[at * F + f];
-    return [out, [F, OH, OW]];
+    return [channelsFirst(acc, OHW, F, Float32Array), [F, OH, OW]];
   }
 
   function relu(x) {
@@ -241,9 +247,7 @@ const CNN = (function () {
         }
       }
     }
-    const dx = new Float64Array(C * HW);
-    for (let at = 0; at < HW; at++) for (let c = 0; c < C; c++) dx[c * HW + at] = acc[at * C + c];
-    return dx;
+    return channelsFirst(acc, HW, C, Float64Array);
   }
 
   // The gradient of the score of class c (before the softmax) at every layer's output, and at
