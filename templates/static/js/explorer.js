@@ -88,42 +88,47 @@
 
   // ------------------------------------------------------------ drawing
 
-  function paint(canvas, w, h, rgbAt) {
-    canvas.width = w; canvas.height = h;
-    const ctx = canvas.getContext("2d"), img = ctx.createImageData(w, h);
-    for (let i = 0; i < w * h; i++) {
-      const rgb = rgbAt(i);
-      img.data[4 * i] = rgb[0]; img.data[4 * i + 1] = rgb[1]; img.data[4 * i + 2] = rgb[2]; img.data[4 * i + 3] = 255;
+  // Fill a w x h canvas pixel by pixel: colour(i, rgb, o) writes pixel i's red, green and blue
+  // into rgb[o], rgb[o + 1] and rgb[o + 2] (the image's bytes, written in place: no array per
+  // pixel). The canvas is resized only when its size changes (a resize clears and reallocates it).
+  function paint(canvas, w, h, colour) {
+    if (canvas.width !== w) canvas.width = w;
+    if (canvas.height !== h) canvas.height = h;
+    const ctx = canvas.getContext("2d"), img = ctx.createImageData(w, h), rgb = img.data;
+    for (let i = 0, o = 0; i < w * h; i++, o += 4) {
+      colour(i, rgb, o);
+      rgb[o + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);
   }
 
   function grey(canvas, data, w, h, hi) {  // 0 white .. hi black, as the site's figures show digits
     const top = hi || 1;
-    paint(canvas, w, h, function (i) { const v = Math.round(255 * (1 - Math.min(1, data[i] / top))); return [v, v, v]; });
+    paint(canvas, w, h, function (i, rgb, o) {
+      rgb[o] = rgb[o + 1] = rgb[o + 2] = Math.round(255 * (1 - Math.min(1, data[i] / top)));
+    });
   }
 
   function heat(canvas, data, w, h) {  // 0..1 through the site's heat colour map
-    paint(canvas, w, h, function (i) {
+    paint(canvas, w, h, function (i, rgb, o) {
       const k = 3 * Math.max(0, Math.min(255, Math.round(255 * data[i])));
-      return [colormap[k], colormap[k + 1], colormap[k + 2]];
+      rgb[o] = colormap[k]; rgb[o + 1] = colormap[k + 1]; rgb[o + 2] = colormap[k + 2];
     });
   }
 
   function diverging(canvas, data, w, h, lim) {  // blue negative, white zero, red positive
     const l = lim || 1;
-    paint(canvas, w, h, function (i) {
-      const t = Math.max(-1, Math.min(1, data[i] / l));
-      return t >= 0 ? [255, Math.round(255 * (1 - t * 0.85)), Math.round(255 * (1 - t * 0.85))]
-                    : [Math.round(255 * (1 + t * 0.85)), Math.round(255 * (1 + t * 0.85)), 255];
+    paint(canvas, w, h, function (i, rgb, o) {
+      const t = Math.max(-1, Math.min(1, data[i] / l)), v = Math.round(255 * (1 - Math.abs(t) * 0.85));
+      rgb[o] = t >= 0 ? 255 : v; rgb[o + 1] = v; rgb[o + 2] = t >= 0 ? v : 255;
     });
   }
 
   function overlay(canvas, input, map) {  // the digit in grey, the map over it
-    paint(canvas, W, H, function (i) {
+    paint(canvas, W, H, function (i, rgb, o) {
       const g = 1 - 0.6 * input[i], h = map[i], a = 0.75 * h;
       const k = 3 * Math.max(0, Math.min(255, Math.round(h * 255)));
-      return [0, 1, 2].map(function (ch) { return Math.round(255 * ((1 - a) * g + a * colormap[k + ch] / 255)); });
+      for (let ch = 0; ch < 3; ch++) rgb[o + ch] = Math.round(255 * ((1 - a) * g + a * colormap[k + ch] / 255));
     });
   }
 
@@ -171,6 +176,7 @@
 
   function render() {
     const t0 = performance.now();
+    const look = weightsLook($("ex-weights"));  // before anything changes
     state = parse(location.hash);
     const s = state, network = net(s.epoch), here = compute(s);
     const p = here.result.probabilities;
@@ -274,7 +280,7 @@
       }
     }
     table.hidden = h * w > 49;
-    drawWeights($("ex-weights"), cam.weights, order);
+    drawWeights($("ex-weights"), cam.weights, order, look);
     $("ex-weights-note").textContent = "Largest: " + order.slice(0, 3).map(function (k) { return "map " + k + " (" + short(cam.weights[k]) + ")"; }).join(", ") +
       ". Smallest: " + order.slice(-3).reverse().map(function (k) { return "map " + k + " (" + short(cam.weights[k]) + ")"; }).join(", ") +
       ". " + cam.weights.filter(function (v) { return v > 0; }).length + " of " + Kc + " are positive.";
@@ -325,17 +331,17 @@
 
   // The channel weights as horizontal bars, largest at the top, every channel named (11 px words, on
   // the page's own colours: the canvas is transparent, so it reads in light and dark mode alike).
-  function drawWeights(canvas, weights, order) {
+  // look: the width it may take and the page's colours, read by weightsLook before the redraw
+  // changes anything (a read after a change would make the browser lay the page out again first).
+  function drawWeights(canvas, weights, order, look) {
     const n = weights.length, row = 14, left = 30, ht = n * row + 8;
-    const wd = Math.max(200, Math.min(canvas.parentElement.clientWidth || 320, 440));
+    const wd = Math.max(200, Math.min(look.width || 320, 440)), ink = look.ink, muted = look.muted;
     const dpr = window.devicePixelRatio || 1;
     canvas.width = Math.round(wd * dpr); canvas.height = Math.round(ht * dpr);
     canvas.style.width = wd + "px"; canvas.style.height = ht + "px";
     const ctx = canvas.getContext("2d");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, wd, ht);
-    const style = getComputedStyle(document.body), ink = style.color;
-    const muted = style.getPropertyValue("--muted").trim() || ink;
     const lim = peakAbs(weights) || 1, zero = left + (wd - left) / 2, half = (wd - left) / 2 - 6;
     ctx.fillStyle = muted; ctx.fillRect(zero, 2, 1, ht - 4);
     ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "right"; ctx.textBaseline = "middle";
@@ -349,6 +355,11 @@
       ctx.fillStyle = marked ? ink : muted;
       ctx.fillText(String(k), left - 6, y + row / 2);
     });
+  }
+
+  function weightsLook(canvas) {
+    const style = getComputedStyle(document.body), ink = style.color;
+    return { width: canvas.parentElement.clientWidth, ink: ink, muted: style.getPropertyValue("--muted").trim() || ink };
   }
 
   // ------------------------------------------------------------ the browser of test images
@@ -386,7 +397,7 @@
       const canvas = document.createElement("canvas");
       canvas.className = "pixelated";
       const px = test.pixels.subarray(i * P, (i + 1) * P);
-      paint(canvas, W, H, function (j) { const v = 255 - px[j]; return [v, v, v]; });
+      paint(canvas, W, H, function (j, rgb, o) { rgb[o] = rgb[o + 1] = rgb[o + 2] = 255 - px[j]; });
       const cap = document.createElement("span");
       cap.textContent = "#" + i + " " + names[test.pred[i]];
       b.append(canvas, cap);
