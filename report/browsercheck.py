@@ -31,7 +31,8 @@ FIELDS = {"status": str, "images": int, "max-prob-diff": float, "max-cam-diff": 
           "ms": float}
 
 
-# How every check starts Chromium (its profile folder and the way it is driven come after).
+# How every check, and report/screenshot.py, starts Chromium (its profile folder and the way it is
+# driven come after).
 BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update")
 
@@ -242,7 +243,8 @@ class _DevTools:
         # moves the pipes there itself (no Python runs in the child, which is safe with
         # threads about); they are first copied above 10 so that each move is a real one.
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser, from_browser)]
-        command = [browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", *flags, "about:blank"]
+        command = [browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", *flags,
+                   "about:blank"]
         try:
             self.pid = os.posix_spawn(browser, command, os.environ, file_actions=[
                 (os.POSIX_SPAWN_DUP2, high[0], 3), (os.POSIX_SPAWN_DUP2, high[1], 4),

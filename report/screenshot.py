@@ -10,18 +10,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-CHROMIUM = "/usr/lib/chromium/chromium"  # Debian's binary; /usr/bin/chromium is a shell wrapper
+from .browsercheck import BROWSER_FLAGS, find_browser
 
 
 def screenshot(page, out, width=1280, height=900, top=0, dark=False, fragment=""):
     """A width x height picture of page, starting `top` pixels down the page (in dark mode if dark).
 
     The page's scripts get a few seconds (of virtual time) to run first: the explorer unpacks its data."""
+    browser = find_browser()
+    if browser is None:
+        sys.exit("screenshot: no Chromium or Chrome found on this machine (apt-get install chromium)")
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                        "--no-first-run", "--disable-background-networking", f"--user-data-dir={profile}",
-                        f"--window-size={width},{height + top}", "--hide-scrollbars", f"--screenshot={out}",
-                        "--virtual-time-budget=5000",
+        subprocess.run([browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height + top}",
+                        "--hide-scrollbars", f"--screenshot={out}", "--virtual-time-budget=5000",
                         *(["--force-dark-mode", "--blink-settings=preferredColorScheme=0"] if dark else []),
                         Path(page).resolve().as_uri() + fragment], check=True, capture_output=True)
     if top:
