@@ -819,20 +819,26 @@ def _run(job, inputs=None):
     return made, time.perf_counter() - start
 
 
+def _run_changed(job, changes):
+    """_run in a drawing process on its inputs with `changes`: {field: value} set since it was forked."""
+    return _run(job, dataclasses.replace(_WORKER_INPUTS, **changes))
+
+
 class Drawing:
     """Figures drawn while the builder goes on with other work.
 
     ``Drawing(inputs, out_dir, processes)`` forks processes - 1 drawing processes at once; they
     inherit ``inputs`` as it is then, and the builder's own process stays free for its work.
     ``draw(group, jobs)`` hands them jobs, which they take in order. ``finish(group, jobs, inputs)``
-    then draws the last jobs, which may need values the early inputs lacked, in this process, and
-    helps with the earlier jobs that no drawing process has started, from the end of the list. It
-    returns every entry, {name: entry} in the order the jobs were given, and the seconds each group's
-    jobs took to draw, summed over the processes. With one process, everything is drawn by finish.
+    hands them the last jobs too, which may need values the early inputs lacked (the fields of
+    ``inputs`` that changed since the fork go with each of them, pickled), while this process draws,
+    from the end of the list, every job that no drawing process has started. It returns every entry,
+    {name: entry} in the order the jobs were given, and the seconds each group's jobs took to draw,
+    summed over the processes. With one process, everything is drawn by finish.
     """
 
     def __init__(self, inputs, out_dir, processes):
-        self.out_dir = out_dir
+        self.inputs, self.out_dir = inputs, out_dir
         self.jobs, self.futures = [], []  # (group, job) and its Future (None: drawn by finish)
         self.pool = None
         if processes > 1:
@@ -847,24 +853,29 @@ class Drawing:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def draw(self, group, job_list):
+    def draw(self, group, job_list, changes=None):
         for fn, args in job_list:
             job = (fn, args, self.out_dir)
             self.jobs.append((group, job))
-            self.futures.append(self.pool.submit(_run, job) if self.pool else None)
+            if self.pool is None:
+                self.futures.append(None)
+            else:
+                self.futures.append(self.pool.submit(_run_changed, job, changes) if changes else
+                                    self.pool.submit(_run, job))
 
     def finish(self, group, job_list, inputs):
-        first = len(self.jobs)
-        last = [(group, (fn, args, self.out_dir)) for fn, args in job_list]
-        results = [None] * first + [_run(job, inputs) for _, job in last]
-        for j in reversed(range(first)):
+        changes = {f.name: getattr(inputs, f.name) for f in dataclasses.fields(inputs)
+                   if getattr(inputs, f.name) is not getattr(self.inputs, f.name)}
+        self.draw(group, job_list, changes)
+        results = [None] * len(self.jobs)
+        for j in reversed(range(len(self.jobs))):
             if self.futures[j] is None or self.futures[j].cancel():
                 results[j] = _run(self.jobs[j][1], inputs)
-        for j in range(first):
+        for j in range(len(self.jobs)):
             if results[j] is None:
                 results[j] = self.futures[j].result()
         entries, seconds = {}, {}
-        for (group, _), (made, took) in zip(self.jobs + last, results):
+        for (group, _), (made, took) in zip(self.jobs, results):
             seconds[group] = seconds.get(group, 0.0) + took
             for entry in made if isinstance(made, list) else [made]:
                 entries[entry.pop("name")] = entry

@@ -328,7 +328,7 @@ def obtain_artifacts(config, run, data, log, memory=None):
         log(f"figures: drawing with {config.jobs} process(es), while the trust chapter is measured")
         began = time.perf_counter()
         # The drawing processes are forked before the trust tests make their arrays, and draw every figure
-        # but the trust chapter's while this process measures; then this process draws those, and helps.
+        # but the trust chapter's while this process measures; then they and this process draw those.
         with figures.Drawing(inputs, tmp / "figures", config.jobs) as drawing:
             drawing.draw("chapter_figures", figures.jobs(inputs))
             drawing.draw("gallery_figures", gradcam_figures.jobs(inputs))

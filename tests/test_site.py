@@ -1,8 +1,10 @@
 """The site builder end to end: quick builds, links, determinism, caching, errors, a real browser."""
 
+import dataclasses
 import hashlib
 import html
 import json
+import os
 import re
 import shutil
 import time
@@ -422,6 +424,37 @@ def test_a_map_grid_colours_each_map_on_the_one_scale_it_names():
     assert (pixels(signed, 2)[1, 3] == colour(DIVERGING, 0.375)).all()  # -0.5 of +-2
     positive = map_grid("f", np.abs(maps), MAPS, "activation", "alt", "caption")
     assert positive["scale"]["ticks"] == ["0", "2"] and (pixels(positive, 0)[0, 0] == colour(MAPS, 0.0)).all()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    builder: int  # the builder's process id
+    early: int
+    late: int = None
+
+
+def _seen(f, out_dir, i):
+    """A stand-in figure: what the drawing process saw of the inputs, and which process it was. The
+    builder draws slowly, so that the drawing processes take some of the last jobs."""
+    if os.getpid() == f.builder:
+        time.sleep(0.2)
+    return {"name": f"job-{i}", "seen": (f.early, f.late), "pid": os.getpid()}
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_the_last_figures_see_the_values_set_after_the_fork_in_every_process(processes, tmp_path):
+    from report.figures import Drawing
+
+    before, after = _Inputs(os.getpid(), early=1), _Inputs(os.getpid(), early=1, late=7)
+    with Drawing(before, tmp_path, processes) as drawing:
+        drawing.draw("early", [(_seen, (i,)) for i in range(6)])
+        entries, seconds = drawing.finish("late", [(_seen, (i,)) for i in range(6, 14)], after)
+    assert list(entries) == [f"job-{i}" for i in range(14)]  # in the order given, whoever drew them
+    seen = [e["seen"] for e in entries.values()]
+    assert all(s[0] == 1 for s in seen[:6]) and seen[6:] == [(1, 7)] * 8  # the early ones need no late value
+    assert set(seconds) == {"early", "late"}
+    drawers = {e["pid"] for e in list(entries.values())[6:]} - {os.getpid()}
+    assert 1 <= len(drawers) <= processes - 1 if processes > 1 else not drawers
 
 
 def test_the_trust_chapter_measures_every_method_and_the_shuffled_network(quick_site):
