@@ -64,6 +64,38 @@ def _set_up(browser, quick_site, images, epochs):
     box.send_keys(str(epochs))
 
 
+KERNEL_PIXELS = ("return Array.from(document.querySelectorAll('#lab-kernels canvas')).map(function (c) {"
+                 "  return Array.from(c.getContext('2d').getImageData(0, 0, 3, 3).data).join(','); })")
+
+
+def test_before_start_the_page_shows_the_kernels_the_settings_start_from_and_the_empty_charts(quick_site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    from .browser import console_errors
+
+    _open(browser, quick_site)
+    find = lambda css: browser.find_element(By.CSS_SELECTOR, css)
+    first = browser.execute_script(KERNEL_PIXELS)
+    assert len(first) == 8 and len(set(first)) == 8  # conv1 of the default widths, 8 and 16 channels
+    assert find("#lab-loss").get_attribute("aria-label").endswith("0 to 15,000")  # 5,000 images x 3 epochs
+    Select(find("#lab-widths")).select_by_value("16-32")
+    assert len(browser.execute_script(KERNEL_PIXELS)) == 16
+    Select(find("#lab-widths")).select_by_value("8-16")
+    assert browser.execute_script(KERNEL_PIXELS) == first  # the same seed draws the same start
+    seed = find("#lab-seed")
+    seed.clear()
+    seed.send_keys("2", Keys.TAB)
+    other = browser.execute_script(KERNEL_PIXELS)
+    assert len(other) == 8 and not set(other) & set(first)
+    box = find("#lab-epochs")
+    box.clear()
+    box.send_keys("2", Keys.TAB)
+    assert find("#lab-acc").get_attribute("aria-label").endswith("0 to 10,000")
+    assert console_errors(browser) == []
+
+
 def test_start_pause_resume_and_reset_in_chromium(quick_site, browser):
     import time
 
@@ -75,6 +107,7 @@ def test_start_pause_resume_and_reset_in_chromium(quick_site, browser):
     _set_up(browser, quick_site, 1000, 2)
     find = lambda css: browser.find_element(By.CSS_SELECTOR, css)
     kernels = int(_data(browser, "kernelDraws"))
+    start = browser.execute_script(KERNEL_PIXELS)
     find("#lab-start").click()
     wait = WebDriverWait(browser, 60)
     wait.until(lambda d: int(_data(browser, "steps") or 0) >= 5)
@@ -101,6 +134,7 @@ def test_start_pause_resume_and_reset_in_chromium(quick_site, browser):
     assert find("#lab-compare").get_attribute("aria-pressed") == "true"
     find("#lab-reset").click()
     assert _data(browser, "state") == "idle" and _data(browser, "steps") is None
+    assert browser.execute_script(KERNEL_PIXELS) == start  # back where the training started from
     assert not find("#lab-start").get_attribute("disabled") and not find("#lab-explain").is_displayed()
     assert console_errors(browser) == []
 

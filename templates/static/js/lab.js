@@ -208,11 +208,12 @@ function labWorker() {
     }
   }
 
+  // The charts of the run, or before one (run null) their axes over the images the settings will
+  // show the network, with the NumPy run's curves if "compare" is on.
   function drawCharts() {
-    if (!run) return;
-    const xmax = Math.max(run.planned, run.seen, 1);
-    const loss = [{ points: run.loss, colour: colour("--lab-line"), width: 1 }];
-    const acc = [{ points: run.accuracy, colour: colour("--lab-line"), dots: true }];
+    const s = settings(), xmax = run ? Math.max(run.planned, run.seen, 1) : Math.max(Math.min(s.train, data.train.count) * s.epochs, 1);
+    const loss = [{ points: run ? run.loss : [], colour: colour("--lab-line"), width: 1 }];
+    const acc = [{ points: run ? run.accuracy : [], colour: colour("--lab-line"), dots: true }];
     if (compare) {
       const n = LAB.numpy, per = n.train;
       loss.push({ points: n.steps.map(function (s) { return [s[0] * per, s[1]]; }).filter(function (p) { return p[0] <= xmax; }),
@@ -274,6 +275,15 @@ function labWorker() {
   }
 
   function say(text) { $("lab-status").textContent = text; }
+
+  // Before Start, and after Reset: the empty charts, and the first layer's kernels as the settings'
+  // seed and widths draw them -- where the training will start from.
+  function preview() {
+    if (state !== "idle") return;
+    const s = settings(), net = LabEngine().create({ widths: s.widths, batchnorm: s.batchnorm, dropout: s.dropout }, s.seed);
+    drawKernels({ weights: Array.from(net.layers[0].params.weight), count: net.layers[0].F });
+    drawCharts();
+  }
 
   // The reader's network as the explorer loads a network (trained-model.js's format): each batch
   // norm folded into the conv before it, as cnn.model.fold_batchnorm does, weights in float32.
@@ -419,16 +429,16 @@ function labWorker() {
     if (worker) { worker.terminate(); worker = null; }
     run = null; state = "idle";
     buttons();
-    say("Ready. Choose the settings, or a preset, and press Start.");
+    say("Ready. Choose the settings, or a preset, and press Start. The kernels below are the first layer's before " +
+        "any training, as the seed draws them.");
     $("lab-result").textContent = "";
-    for (const id of ["lab-loss", "lab-acc"]) { const c = $(id); c.getContext("2d").clearRect(0, 0, c.width, c.height); }
     $("lab-confusion").textContent = "";
     $("lab-confusion-note").textContent = "";
-    $("lab-kernels").textContent = "";
     $("lab-explain").hidden = true;
     for (const key of ["diverged", "lossFirst", "lossLast", "steps", "lr", "imagesPerSecond", "testAccuracy", "stopped", "seconds"])
       delete root.dataset[key];
     root.dataset.kernelDraws = "0";
+    preview();
   }
 
   function setup() {
@@ -443,13 +453,14 @@ function labWorker() {
     const add = function (title, s, lesson) {
       const b = document.createElement("button");
       b.type = "button"; b.textContent = title;
-      b.addEventListener("click", function () { apply(s); $("lab-lesson").textContent = lesson; });
+      b.addEventListener("click", function () { apply(s); $("lab-lesson").textContent = lesson; preview(); });
       presets.append(b);
     };
     add("Default", D, "The defaults: Adam, its learning rate decaying over the epochs, batch norm, a little dropout.");
     for (const p of LAB.presets) add(p.title, Object.assign({}, D, p.settings), p.lesson);
     apply(Object.assign({}, D, { train: Math.min(D.train, data.train.count) }));
     $("lab-lr").addEventListener("input", showLr);
+    root.querySelector(".lab-settings").addEventListener("change", preview);  // a new seed, width or number of images
     $("lab-start").addEventListener("click", function () { startRun(settings()); });
     $("lab-pause").addEventListener("click", function () {
       if (state === "running") { worker.postMessage({ type: "pause" }); state = "paused"; say($("lab-status").textContent + " Paused."); }
