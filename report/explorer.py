@@ -30,14 +30,17 @@ a tie moves only within its window, so its steps are computed in float32 as the 
 import base64
 import json
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from cnn.attribution import (blur, class_probability, deletion_insertion, grad_cam_plus_plus, guided_backprop,
                              integrated_gradients, saliency, score_cam, smoothgrad, spearman)
 from cnn.data import stratified_indices
 from cnn.gradcam import block_outputs, grad_cam, grad_cam_layers
 from cnn.model import fold_batchnorm
+from cnn.parallel import DEFAULT_WORKERS
 
 from .explain import chunked
 from .export import export_layers
@@ -92,22 +95,29 @@ def snapshots_script(run, class_names, layer):
     return js_global("CNN_SNAPSHOTS", doc, "The network before the last epoch: at initialisation and after each epoch.")
 
 
-def float16_effect(run, data, networks, indices):
+def each_network(fn, items, workers):
+    """[fn(item) for item in items], `workers` at a time in threads with one BLAS thread each: every
+    network's numbers are computed whole in one thread, so they do not depend on `workers`."""
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(fn, items))
+
+
+def float16_effect(run, data, networks, indices, workers=DEFAULT_WORKERS):
     """What rounding the snapshots to float16 changes, on the test images `indices`."""
     x = data.x_test[indices]
-    rows = []
-    for epoch, net in networks.items():
-        if epoch == max(networks):
-            continue
-        exact = run.model_at(epoch)
+
+    def row(epoch):
+        exact, net = run.model_at(epoch), networks[epoch]
         p, q = exact.predict_proba(x, workers=1), net.predict_proba(x, workers=1)
         layer = list(block_outputs(exact))[-1]
         c = p.argmax(axis=1)
         a, b = (chunked(lambda xs, cs: grad_cam(m, xs, cs, layer).normalized, x, c) for m in (exact, net))
-        rows.append({"epoch": epoch, "max_probability_change": float(np.abs(p - q).max()),
-                     "changed_predictions": int((p.argmax(axis=1) != q.argmax(axis=1)).sum()),
-                     "max_gradcam_change": float(np.abs(a - b).max())})
-    return {"images": int(len(indices)), "epochs": rows}
+        return {"epoch": epoch, "max_probability_change": float(np.abs(p - q).max()),
+                "changed_predictions": int((p.argmax(axis=1) != q.argmax(axis=1)).sum()),
+                "max_gradcam_change": float(np.abs(a - b).max())}
+
+    return {"images": int(len(indices)),
+            "epochs": each_network(row, [e for e in networks if e != max(networks)], workers)}
 
 
 def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
@@ -202,7 +212,7 @@ def float32_base64(value):
     return value
 
 
-def over_training(run, data, picks, classes):
+def over_training(run, data, picks, classes, workers=DEFAULT_WORKERS):
     """How the Grad-CAM map of the gallery images forms over training, at the last conv layer.
 
     For each snapshot: the map of each image for the class the final network predicts, its
@@ -213,32 +223,34 @@ def over_training(run, data, picks, classes):
     last = max(run.snapshots)
     nets = {epoch: run.model_at(epoch) for epoch in sorted(run.snapshots)}
     layer = list(block_outputs(run.model))[-1]
-    maps = {epoch: grad_cam(net, x, classes, layer).normalized for epoch, net in nets.items()}
-    rows = []
-    for epoch, net in nets.items():
-        fast = fold_batchnorm(net)
+    maps = dict(zip(nets, each_network(lambda e: grad_cam(nets[e], x, classes, layer).normalized, nets, workers)))
+
+    def row(epoch):
+        fast = fold_batchnorm(nets[epoch])
         rho = spearman(maps[epoch], maps[last])
         curves = deletion_insertion(class_probability(fast, classes, workers=1), x, maps[epoch])
-        rows.append({"epoch": epoch, "rho_mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else None,
-                     "rho_undefined": int(np.isnan(rho).sum()), "deletion": curves.deletion_auc,
-                     "insertion": curves.insertion_auc,
-                     "agrees_with_final": float((fast.predict(x, workers=1) == classes).mean())})
-    return rows, np.stack([maps[e] for e in sorted(maps)])
+        return {"epoch": epoch, "rho_mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else None,
+                "rho_undefined": int(np.isnan(rho).sum()), "deletion": curves.deletion_auc,
+                "insertion": curves.insertion_auc,
+                "agrees_with_final": float((fast.predict(x, workers=1) == classes).mean())}
+
+    return each_network(row, nets, workers), np.stack([maps[e] for e in sorted(maps)])
 
 
-def explorer_artifacts(run, data, proba, context, rng):
-    """(context for the chapter, {script name: text}, over-training maps for the figure)."""
+def explorer_artifacts(run, data, proba, context, rng, workers=DEFAULT_WORKERS):
+    """(context for the chapter, {script name: text}, over-training maps for the figure);
+    workers: threads for the networks' measurements (the numbers do not depend on it)."""
     networks = page_networks(run)
     layer = context["explain"]["layer"]
     scripts = {TEST_SET_SCRIPT: test_set_script(data, proba),
                SNAPSHOTS_SCRIPT: snapshots_script(run, data.class_names, layer)}
     gallery = context["explain"]["gallery"]
-    rows, maps = over_training(run, data, [g["index"] for g in gallery], [g["pred"] for g in gallery])
+    rows, maps = over_training(run, data, [g["index"] for g in gallery], [g["pred"] for g in gallery], workers)
     sample = stratified_indices(data.y_test, min(300, len(data.y_test)), rng)
     ctx = {"test_images": int(len(data.y_test)), "epochs": int(max(run.snapshots)),
            "conv_layers": list(block_outputs(run.model)), "selftest_images": min(SELFTEST_IMAGES, len(data.y_test)),
            "method_images": min(METHOD_IMAGES, SELFTEST_IMAGES, len(data.y_test)),
            "bytes": {"test_set": len(scripts[TEST_SET_SCRIPT].encode()),
                      "snapshots": len(scripts[SNAPSHOTS_SCRIPT].encode())},
-           "float16": float16_effect(run, data, networks, sample), "over_training": rows}
+           "float16": float16_effect(run, data, networks, sample, workers), "over_training": rows}
     return ctx, scripts, maps

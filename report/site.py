@@ -310,7 +310,8 @@ def obtain_artifacts(config, run, data, log, memory=None):
              "confidence": float(demo["proba"][j].max())} for j, i in enumerate(idx)]}
     with made.phase("explorer"):
         log("explorer: every test image, the network after every epoch")
-        context["explorer"], scripts, over_training = explorer_artifacts(run, data, proba, context, rngs["explorer"])
+        context["explorer"], scripts, over_training = explorer_artifacts(run, data, proba, context, rngs["explorer"],
+                                                                             config.jobs)
     with made.phase("lab"):
         doc, context["lab"] = lab_data(data, run.history, rngs["lab"])
         doc["numpy"]["test_accuracy"] = context["metrics"]["test_accuracy"]
