@@ -164,6 +164,8 @@ function labWorker() {
     showLr();
   }
 
+  function planned(s) { return Math.min(s.train, data.train.count) * s.epochs; }  // the images a run of s will show
+
   function showLr() { $("lab-lr-out").textContent = fmtLr(lrFromSlider($("lab-lr").value)); }
 
   function fill(select, values, label) {
@@ -211,7 +213,7 @@ function labWorker() {
   // The charts of the run, or before one (run null) their axes over the images the settings will
   // show the network, with the NumPy run's curves if "compare" is on.
   function drawCharts() {
-    const s = settings(), xmax = run ? Math.max(run.planned, run.seen, 1) : Math.max(Math.min(s.train, data.train.count) * s.epochs, 1);
+    const xmax = Math.max(run ? Math.max(run.planned, run.seen) : planned(settings()), 1);
     const loss = [{ points: run ? run.loss : [], colour: colour("--lab-line"), width: 1 }];
     const acc = [{ points: run ? run.accuracy : [], colour: colour("--lab-line"), dots: true }];
     if (compare) {
@@ -346,7 +348,7 @@ function labWorker() {
     if (worker) worker.terminate();
     worker = makeWorker();
     const count = Math.min(s.train, data.train.count);
-    run = { settings: s, loss: [], accuracy: [], seen: 0, planned: count * s.epochs };
+    run = { settings: s, loss: [], accuracy: [], seen: 0, planned: planned(s) };
     state = "running";
     buttons();
     $("lab-result").textContent = "";
