@@ -30,10 +30,8 @@ a tie moves only within its window, so its steps are computed in float32 as the 
 import base64
 import json
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from cnn.attribution import (blur, class_probability, deletion_insertion, grad_cam_plus_plus, guided_backprop,
                              integrated_gradients, saliency, score_cam, smoothgrad, spearman)
@@ -45,7 +43,7 @@ from cnn.parallel import DEFAULT_WORKERS
 from .explain import chunked
 from .export import export_layers
 from .memory import release_freed_memory
-from .trust import BLUR_SIGMA, IG_STEPS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES, evidence_map
+from .trust import BLUR_SIGMA, IG_STEPS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES, evidence_map, threaded
 
 TEST_SET_SCRIPT = "test-set.js"
 SNAPSHOTS_SCRIPT = "snapshots.js"
@@ -95,13 +93,6 @@ def snapshots_script(run, class_names, layer):
     return js_global("CNN_SNAPSHOTS", doc, "The network before the last epoch: at initialisation and after each epoch.")
 
 
-def each_network(fn, items, workers):
-    """[fn(item) for item in items], `workers` at a time in threads with one BLAS thread each: every
-    network's numbers are computed whole in one thread, so they do not depend on `workers`."""
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max(1, workers)) as pool:
-        return list(pool.map(fn, items))
-
-
 def float16_effect(run, data, networks, indices, workers=DEFAULT_WORKERS):
     """What rounding the snapshots to float16 changes, on the test images `indices`."""
     x = data.x_test[indices]
@@ -117,7 +108,7 @@ def float16_effect(run, data, networks, indices, workers=DEFAULT_WORKERS):
                 "max_gradcam_change": float(np.abs(a - b).max())}
 
     return {"images": int(len(indices)),
-            "epochs": each_network(row, [e for e in networks if e != max(networks)], workers)}
+            "epochs": threaded(row, workers, [e for e in networks if e != max(networks)])}
 
 
 def selftest_reference(networks, data, rng, n=SELFTEST_IMAGES):
@@ -223,7 +214,7 @@ def over_training(run, data, picks, classes, workers=DEFAULT_WORKERS):
     last = max(run.snapshots)
     nets = {epoch: run.model_at(epoch) for epoch in sorted(run.snapshots)}
     layer = list(block_outputs(run.model))[-1]
-    maps = dict(zip(nets, each_network(lambda e: grad_cam(nets[e], x, classes, layer).normalized, nets, workers)))
+    maps = dict(zip(nets, threaded(lambda e: grad_cam(nets[e], x, classes, layer).normalized, workers, nets)))
 
     def row(epoch):
         fast = fold_batchnorm(nets[epoch])
@@ -234,7 +225,7 @@ def over_training(run, data, picks, classes, workers=DEFAULT_WORKERS):
                 "insertion": curves.insertion_auc,
                 "agrees_with_final": float((fast.predict(x, workers=1) == classes).mean())}
 
-    return each_network(row, nets, workers), np.stack([maps[e] for e in sorted(maps)])
+    return threaded(row, workers, nets), np.stack([maps[e] for e in sorted(maps)])
 
 
 def explorer_artifacts(run, data, proba, context, rng, workers=DEFAULT_WORKERS):

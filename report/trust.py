@@ -90,8 +90,14 @@ def maps_of(fn, net, x, classes, seed, workers):
             local.net = net.replica()
         return fn(local.net, x[start : start + CHUNK], classes[start : start + CHUNK], rng)
 
+    return np.concatenate(threaded(one, workers, starts, rngs))
+
+
+def threaded(fn, workers, *iterables):
+    """[fn(*items) for items in zip(*iterables)], `workers` at a time in threads with one BLAS thread
+    each: every call computes whole in one thread, so its numbers do not depend on `workers`."""
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max(1, workers)) as pool:
-        return np.concatenate(list(pool.map(one, starts, rngs)))
+        return list(pool.map(fn, *iterables))
 
 
 def summary(values, rng):
