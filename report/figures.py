@@ -821,7 +821,7 @@ def _run(job, inputs=None):
 
 def _run_changed(job, changes):
     """_run in a drawing process on its inputs with `changes`: {field: value} set since it was forked."""
-    return _run(job, dataclasses.replace(_WORKER_INPUTS, **changes))
+    return _run(job, dataclasses.replace(_WORKER_INPUTS, **changes) if changes else None)
 
 
 class Drawing:
@@ -857,11 +857,7 @@ class Drawing:
         for fn, args in job_list:
             job = (fn, args, self.out_dir)
             self.jobs.append((group, job))
-            if self.pool is None:
-                self.futures.append(None)
-            else:
-                self.futures.append(self.pool.submit(_run_changed, job, changes) if changes else
-                                    self.pool.submit(_run, job))
+            self.futures.append(self.pool.submit(_run_changed, job, changes) if self.pool else None)
 
     def finish(self, group, job_list, inputs):
         changes = {f.name: getattr(inputs, f.name) for f in dataclasses.fields(inputs)
