@@ -48,7 +48,8 @@ function LabEngine() {
   }
 
   // Initial weights as cnn/init.py draws them: He normal for the conv layers (each followed by a
-  // ReLU), Glorot uniform for the output layer; biases and batch norm's beta 0, gamma 1.
+  // ReLU), Glorot uniform for the output layer; biases and batch norm's beta 0, gamma 1. spec: as
+  // layout's; the page passes its settings whole (the fields layout does not read are ignored).
   function create(spec, seed) {
     const uniform = uniforms(seed), layers = layout(spec);
     for (const L of layers) {
@@ -437,7 +438,13 @@ function LabEngine() {
     }
   }
 
+  // The first layer's kernels, as the page draws them: their weights, kernel after kernel, and how many.
+  function kernels(net) {
+    const L = net.layers[0];
+    return { weights: Array.from(L.params.weight), count: L.F };
+  }
+
   return { uniforms: uniforms, layout: layout, create: create, forward: forward, backward: backward,
            softmaxCrossEntropy: softmaxCrossEntropy, optimizer: optimizer, schedule: schedule, trainStep: trainStep,
-           evaluate: evaluate, state: state, setState: setState };
+           evaluate: evaluate, state: state, setState: setState, kernels: kernels };
 }

@@ -32,11 +32,6 @@ function labWorker() {
     return out;
   }
 
-  function kernels(net) {
-    const L = net.layers[0];
-    return { weights: Array.from(L.params.weight), count: L.F };
-  }
-
   function shuffle(n, uniform) {  // Fisher-Yates with the seed's generator
     const order = new Int32Array(n);
     for (let i = 0; i < n; i++) order[i] = i;
@@ -48,15 +43,14 @@ function labWorker() {
   }
 
   function start(m) {
-    const s = m.settings, spec = { widths: s.widths, batchnorm: s.batchnorm, dropout: s.dropout };
-    const net = E.create(spec, s.seed);
+    const s = m.settings, net = E.create(s, s.seed);
     job = { s: s, net: net, opt: E.optimizer(s.optimizer, s.lr), rate: E.schedule(s.schedule, s.lr, s.epochs),
             train: m.train, validation: m.validation,
             test: m.test, validationFloats: floatImages(m.validation), testFloats: floatImages(m.test),
             epoch: 0, at: 0, step: 0, seen: 0, order: null, uniform: E.uniforms(s.seed + 7919),
             deadline: m.seconds ? performance.now() + 1000 * m.seconds : null,
             computing: 0, evalEvery: m.evalEvery, count: Math.min(s.train, m.train.count) };
-    postMessage({ type: "kernels", kernels: kernels(net) });
+    postMessage({ type: "kernels", kernels: E.kernels(net) });
     evaluate("validation");
   }
 
@@ -64,7 +58,7 @@ function labWorker() {
     const split = which === "test" ? job.test : job.validation;
     const r = E.evaluate(job.net, which === "test" ? job.testFloats : job.validationFloats, split.labels, split.count);
     postMessage({ type: which, seen: job.seen, step: job.step, accuracy: r.accuracy, confusion: r.confusion,
-                  kernels: kernels(job.net) });
+                  kernels: E.kernels(job.net) });
   }
 
   function finish(reason) {
@@ -127,6 +121,7 @@ function labWorker() {
   const LAB = window.CNN_LAB, D = LAB.defaults, names = LAB.classes, K = names.length;
   const WIDTHS = { "4-8": [4, 8], "8-16": [8, 16], "16-32": [16, 32] };
   let data = null, worker = null, state = "idle", run = null, compare = false;
+  const engine = LabEngine();  // the engine the worker runs: here, for the kernels a run starts from
 
   async function unpack(doc) {
     const text = atob(doc.deflate), bytes = new Uint8Array(text.length);
@@ -282,8 +277,8 @@ function labWorker() {
   // seed and widths draw them -- where the training will start from.
   function preview() {
     if (state !== "idle") return;
-    const s = settings(), net = LabEngine().create({ widths: s.widths, batchnorm: s.batchnorm, dropout: s.dropout }, s.seed);
-    drawKernels({ weights: Array.from(net.layers[0].params.weight), count: net.layers[0].F });
+    const s = settings();
+    drawKernels(engine.kernels(engine.create(s, s.seed)));
     drawCharts();
   }
 
