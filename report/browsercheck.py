@@ -388,8 +388,10 @@ def lab_selftest(engine, reference, timeout=300):
 
 def lab_bench(page, seconds, timeout=None):
     """lab.html?bench=<seconds>: the page trains its default network, in its Web Worker, for its default
-    epochs or for `seconds`, whichever ends first, then measures its test images. Images per second,
-    the test accuracy, the seconds it trained and why it stopped ("epochs" or "time"), in real time."""
+    epochs or for `seconds` of training, whichever ends first, then measures its test images (the live
+    validation passes a reader's run makes are left out: they change nothing in the training). Images
+    per second, the test accuracy, the seconds it trained and why it stopped ("epochs" or "time"), in
+    real time."""
     page_data = 'document.getElementById("lab").dataset'
     wait = _once(f'{page_data}.status === "done" || {page_data}.status === "failed" || {page_data}.diverged !== undefined',
                  f"Object.assign({{}}, {page_data})")

@@ -565,8 +565,9 @@ LAB_BENCH_SECONDS = 60  # the longest the lab's default settings train in the bu
 
 def _lab_check(site_dir, reference, config, log):
     """The lab's engine against NumPy in headless Chromium, and its speed and learning in a run of the
-    page's default settings (in its Web Worker, as a reader runs it), stopped after LAB_BENCH_SECONDS if
-    its epochs have not ended by then.
+    page's default settings (in its Web Worker, as a reader runs it, without the live validation passes,
+    which change nothing in the training), stopped after LAB_BENCH_SECONDS of training if its epochs have
+    not ended by then.
 
     Both are kept in <cache>/browser/, keyed by the code on both sides, the data (the reference is
     drawn from it, and lab-data.js is part of the code's hash) and the browser's version: only a

@@ -8,7 +8,9 @@
 // ------------------------------------------------------------ the worker
 
 // Runs in the worker: trains on the batches of one job, reports every ~100 ms, evaluates on
-// the validation images every `evalEvery` batches, and on the test images at the end.
+// the validation images every `evalEvery` batches (never if 0), and on the test images at the end.
+// A job with `seconds` (build.py's measurement) stops when it has trained that long, if its epochs
+// have not ended first: the time counts training steps only, not the evaluations.
 function labWorker() {
   const E = LabEngine();
   // A loss this high means the network gives the right class a probability below e^-50: it has
@@ -48,10 +50,10 @@ function labWorker() {
             train: m.train, validation: m.validation,
             test: m.test, validationFloats: floatImages(m.validation), testFloats: floatImages(m.test),
             epoch: 0, at: 0, step: 0, seen: 0, order: null, uniform: E.uniforms(s.seed + 7919),
-            deadline: m.seconds ? performance.now() + 1000 * m.seconds : null,
+            limit: m.seconds ? 1000 * m.seconds : null,
             computing: 0, evalEvery: m.evalEvery, count: Math.min(s.train, m.train.count) };
     postMessage({ type: "kernels", kernels: E.kernels(net) });
-    evaluate("validation");
+    if (job.evalEvery) evaluate("validation");
   }
 
   function evaluate(which) {
@@ -91,8 +93,8 @@ function labWorker() {
         job = null;
         return;
       }
-      if (job.step % job.evalEvery === 0) { job.computing += performance.now() - t0; postProgress(losses); evaluate("validation"); setTimeout(loop, 0); return; }
-      if (job.deadline && performance.now() >= job.deadline) { job.computing += performance.now() - t0; postProgress(losses); finish("time"); return; }
+      if (job.evalEvery && job.step % job.evalEvery === 0) { job.computing += performance.now() - t0; postProgress(losses); evaluate("validation"); setTimeout(loop, 0); return; }
+      if (job.limit && job.computing + performance.now() - t0 >= job.limit) { job.computing += performance.now() - t0; postProgress(losses); finish("time"); return; }
     }
     job.computing += performance.now() - t0;
     postProgress(losses);
@@ -348,8 +350,10 @@ function labWorker() {
     buttons();
     $("lab-result").textContent = "";
     say("Starting: " + count.toLocaleString("en") + " training images, " + s.epochs + " epoch" + (s.epochs > 1 ? "s" : "") + ".");
+    // build.py's measurement (seconds) skips the live validation passes: they change nothing in the training,
+    // and nobody watches the charts. A reader's run validates after every ~2,000 training images.
     worker.postMessage({ type: "start", settings: s, train: data.train, validation: data.validation, test: data.test,
-                         evalEvery: Math.max(10, Math.round(2000 / s.batch)), seconds: seconds || 0 });
+                         evalEvery: seconds ? 0 : Math.max(10, Math.round(2000 / s.batch)), seconds: seconds || 0 });
   }
 
   function message(m) {
