@@ -7,11 +7,13 @@ under CI (CI=true), where it fails.
 """
 
 import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from .browser import console_errors
+from .browser import browser_or_skip, console_errors
 
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = (360, 1280)
@@ -80,6 +82,26 @@ def test_every_page_fits_a_phone_and_a_desktop_with_no_console_error(quick_site,
         browser.set_window_size(1280, 900)
 
 
+def axe_violations(browser, axe, site, width):
+    """axe's violations on every page of site at one window width, in light and dark mode."""
+    found = []
+    browser.set_window_size(width, 900)
+    for scheme in SCHEMES:
+        set_scheme(browser, scheme)
+        for page in every_page(site):
+            open_settled(browser, page)
+            console_errors(browser)  # on file:// axe's own requests log errors: clear the log first
+            browser.execute_script(axe)
+            violations = browser.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "axe.run(document, {resultTypes: ['violations']}).then(function (r) {"
+                "  done(r.violations.map(function (v) { return [v.id, v.impact,"
+                "    v.nodes.slice(0, 3).map(function (n) { return n.target.join(' '); })]; })); },"
+                "  function (e) { done([['axe failed', String(e), []]]); });")
+            found += [(f"{page.relative_to(site)} at {width} px, {scheme}", *v) for v in violations]
+    return found
+
+
 def test_axe_finds_no_violation_on_any_page_in_light_or_dark_mode(quick_site, browser):
     axe = axe_or_skip()
     index = quick_site / "index.html"
@@ -90,24 +112,21 @@ def test_axe_finds_no_violation_on_any_page_in_light_or_dark_mode(quick_site, br
         background[scheme] = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
     assert background["light"] != background["dark"]
 
-    found = []
+    # one width in the session's browser and the other in a second one, at the same time: axe is
+    # single-threaded JavaScript, and two cores check the pages in half the time
+    tmpdir = os.environ.get("TMPDIR")
+    second, tmp = browser_or_skip()
+    if tmpdir is None:  # browser_or_skip points TMPDIR at its own folder, removed below
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = tmpdir
     try:
-        for width in WIDTHS:
-            browser.set_window_size(width, 900)
-            for scheme in SCHEMES:
-                set_scheme(browser, scheme)
-                for page in every_page(quick_site):
-                    open_settled(browser, page)
-                    console_errors(browser)  # on file:// axe's own requests log errors: clear the log first
-                    browser.execute_script(axe)
-                    violations = browser.execute_async_script(
-                        "const done = arguments[arguments.length - 1];"
-                        "axe.run(document, {resultTypes: ['violations']}).then(function (r) {"
-                        "  done(r.violations.map(function (v) { return [v.id, v.impact,"
-                        "    v.nodes.slice(0, 3).map(function (n) { return n.target.join(' '); })]; })); },"
-                        "  function (e) { done([['axe failed', String(e), []]]); });")
-                    found += [(f"{page.relative_to(quick_site)} at {width} px, {scheme}", *v) for v in violations]
+        with ThreadPoolExecutor(2) as pool:
+            found = sum(pool.map(lambda job: axe_violations(job[0], axe, quick_site, job[1]),
+                                 ((browser, WIDTHS[1]), (second, WIDTHS[0]))), [])
         assert found == []
     finally:
+        second.quit()
+        shutil.rmtree(tmp, ignore_errors=True)
         set_scheme(browser, None)
         browser.set_window_size(1280, 900)
