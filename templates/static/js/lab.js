@@ -48,7 +48,7 @@ function labWorker() {
     const s = m.settings, net = E.create(s, s.seed);
     job = { s: s, net: net, opt: E.optimizer(s.optimizer, s.lr), rate: E.schedule(s.schedule, s.lr, s.epochs),
             train: m.train, validation: m.validation,
-            test: m.test, validationFloats: floatImages(m.validation), testFloats: floatImages(m.test),
+            test: m.test, validationFloats: m.evalEvery ? floatImages(m.validation) : null, testFloats: floatImages(m.test),
             epoch: 0, at: 0, step: 0, seen: 0, order: null, uniform: E.uniforms(s.seed + 7919),
             limit: m.seconds ? 1000 * m.seconds : null,
             computing: 0, evalEvery: m.evalEvery, count: Math.min(s.train, m.train.count) };
@@ -161,7 +161,8 @@ function labWorker() {
     showLr();
   }
 
-  function planned(s) { return Math.min(s.train, data.train.count) * s.epochs; }  // the images a run of s will show
+  function trainingImages(s) { return Math.min(s.train, data.train.count); }  // the images a run of s trains on
+  function planned(s) { return trainingImages(s) * s.epochs; }  // the images a run of s will show
 
   function showLr() { $("lab-lr-out").textContent = fmtLr(lrFromSlider($("lab-lr").value)); }
 
@@ -344,7 +345,7 @@ function labWorker() {
   function startRun(s, seconds) {
     if (worker) worker.terminate();
     worker = makeWorker();
-    const count = Math.min(s.train, data.train.count);
+    const count = trainingImages(s);
     run = { settings: s, loss: [], accuracy: [], seen: 0, planned: planned(s) };
     state = "running";
     buttons();
@@ -459,7 +460,7 @@ function labWorker() {
     };
     add("Default", D, "The defaults: Adam, its learning rate decaying over the epochs, batch norm, a little dropout.");
     for (const p of LAB.presets) add(p.title, Object.assign({}, D, p.settings), p.lesson);
-    apply(Object.assign({}, D, { train: Math.min(D.train, data.train.count) }));
+    apply(Object.assign({}, D, { train: trainingImages(D) }));
     $("lab-lr").addEventListener("input", showLr);
     root.querySelector(".lab-settings").addEventListener("change", preview);  // a new seed, width or number of images
     $("lab-start").addEventListener("click", function () { startRun(settings()); });
