@@ -37,7 +37,7 @@ from cnn.attribution import (blur, class_probability, deletion_insertion, grad_c
                              integrated_gradients, saliency, score_cam, smoothgrad, spearman)
 from cnn.data import stratified_indices
 from cnn.gradcam import block_outputs, grad_cam, grad_cam_layers
-from cnn.model import fold_batchnorm
+from cnn.model import fold_batchnorm, pool_before_relu
 from cnn.parallel import DEFAULT_WORKERS
 
 from .explain import chunked
@@ -219,7 +219,7 @@ def over_training(run, data, picks, classes, workers=DEFAULT_WORKERS):
     def row(epoch):
         fast = fold_batchnorm(nets[epoch])
         rho = spearman(maps[epoch], maps[last])
-        curves = deletion_insertion(class_probability(fast, classes, workers=1), x, maps[epoch])
+        curves = deletion_insertion(class_probability(pool_before_relu(fast), classes, workers=1), x, maps[epoch])
         return {"epoch": epoch, "rho_mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else None,
                 "rho_undefined": int(np.isnan(rho).sum()), "deletion": curves.deletion_auc,
                 "insertion": curves.insertion_auc,

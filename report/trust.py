@@ -32,7 +32,7 @@ from cnn.attribution import (blur, bootstrap_interval, class_probability, deleti
                              score_cam, smoothgrad, spearman)
 from cnn.data import stratified_indices
 from cnn.gradcam import grad_cam
-from cnn.model import Sequential, default_cnn, fold_batchnorm
+from cnn.model import Sequential, default_cnn, fold_batchnorm, pool_before_relu
 from cnn.optim import OPTIMIZERS
 from cnn.train import fit
 
@@ -72,7 +72,7 @@ def methods(layer):
         "IG (blurred)": integrated(blurred=True),
         "guided backprop": lambda net, x, c, rng: guided_backprop(net, x, c),
         "Guided Grad-CAM": lambda net, x, c, rng: guided_backprop(net, x, c) * grad_cam(net, x, c, layer).upsampled,
-        "occlusion": lambda net, x, c, rng: occlusion(net, x, c, workers=1),
+        "occlusion": lambda net, x, c, rng: occlusion(pool_before_relu(net), x, c, workers=1),  # scores only
         "random": lambda net, x, c, rng: rng.random((len(x),) + x.shape[2:]),
     }
 
@@ -160,7 +160,7 @@ def measure(model, fast, run, data, proba, rngs, layer, images, workers):
         maps[name] = maps_of(fn, fast, x, c, seeds[name], workers)
         timings[f"maps {name}"] = time.perf_counter() - start
     start = time.perf_counter()
-    score = class_probability(fast, c, workers=workers)
+    score = class_probability(pool_before_relu(fast), c, workers=workers)  # the same scores, sooner
     full, empty = end_scores(score, x)  # each curve's ends, the same for every method
     rows, curves, road_curves = [], {}, {}
     for name, m in maps.items():
@@ -226,7 +226,7 @@ def over_training(run, x, classes, layer, chosen, seeds, rng, workers):
     the baseline of each epoch: an untrained network's probabilities are near 1/K whatever is deleted."""
     nets = {epoch: fold_batchnorm(run.model_at(epoch)) for epoch in sorted(run.snapshots)}
     first, last = min(nets), max(nets)
-    scores = {e: class_probability(net, classes, workers) for e, net in nets.items()}
+    scores = {e: class_probability(pool_before_relu(net), classes, workers) for e, net in nets.items()}
     ends = {e: end_scores(score, x) for e, score in scores.items()}
     out = {}
     for name, fn in chosen.items():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cnn.errors import UserError
-from cnn.layers import BatchNorm1D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
-from cnn.model import Sequential, default_cnn, fold_batchnorm
+from cnn.layers import AvgPool2D, BatchNorm1D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from cnn.model import Sequential, default_cnn, fold_batchnorm, pool_before_relu
 
 from .conftest import train_default
 
@@ -162,6 +162,22 @@ def test_folding_batch_norm_keeps_the_predictions_and_leaves_the_model_alone(mni
         dense.forward(rng.standard_normal((16, 6)).astype(np.float32) * 3 + 1, training=True)
     v = rng.standard_normal((20, 6)).astype(np.float32)
     np.testing.assert_allclose(fold_batchnorm(dense).forward(v), dense.forward(v), atol=1e-5)
+
+
+def test_pooling_before_the_relu_gives_the_same_scores_bit_for_bit(mnist, trained_bits, rng):
+    x = mnist.x_test[:300]
+    for model in (trained_bits, fold_batchnorm(trained_bits)):
+        kinds = [l.kind for l in model.layers]
+        swapped = pool_before_relu(model)
+        moved = list(kinds)
+        for i in [i for i in range(len(kinds) - 1) if kinds[i : i + 2] == ["relu", "maxpool"]]:
+            moved[i], moved[i + 1] = "maxpool", "relu"
+        assert [l.kind for l in swapped.layers] == moved != kinds
+        assert [l.kind for l in model.layers] == kinds  # the model keeps its order
+        np.testing.assert_array_equal(swapped.predict_proba(x), model.predict_proba(x))
+    # an average does not commute with a ReLU: such a pool stays where it is
+    avg = Sequential([Conv2D(1, 4, 3, padding=1, rng=rng), ReLU(), AvgPool2D(2), Flatten(), Dense(4 * 14 * 14, 3, rng=rng)])
+    assert [l.kind for l in pool_before_relu(avg).layers] == [l.kind for l in avg.layers]
 
 
 def test_an_explanation_backward_pass_skips_the_weight_gradients_and_nothing_else(trained_bits, mnist):
