@@ -26,7 +26,6 @@ def browser_or_skip():
     from selenium.webdriver.chrome.service import Service
 
     tmp = tempfile.mkdtemp(prefix="chromium-")
-    os.environ["TMPDIR"] = tmp  # chromium and the driver leave folders there
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -35,9 +34,15 @@ def browser_or_skip():
                  f"--user-data-dir={tmp}/profile", "--allow-file-access-from-files"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=driver_env(tmp)), options=options)
     driver.set_page_load_timeout(60)
     return driver, tmp
+
+
+def driver_env(tmp):
+    """The environment for a ChromeDriver and its Chromium: TMPDIR is tmp, where they leave their folders
+    (removed with it), and this process's own TMPDIR stays as it was."""
+    return dict(os.environ, TMPDIR=tmp)
 
 
 def console_errors(driver):

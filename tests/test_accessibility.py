@@ -114,12 +114,7 @@ def test_axe_finds_no_violation_on_any_page_in_light_or_dark_mode(quick_site, br
 
     # one width in the session's browser and the other in a second one, at the same time: axe is
     # single-threaded JavaScript, and two cores check the pages in half the time
-    tmpdir = os.environ.get("TMPDIR")
     second, tmp = browser_or_skip()
-    if tmpdir is None:  # browser_or_skip points TMPDIR at its own folder, removed below
-        os.environ.pop("TMPDIR", None)
-    else:
-        os.environ["TMPDIR"] = tmpdir
     try:
         with ThreadPoolExecutor(2) as pool:
             found = sum(pool.map(lambda job: axe_violations(job[0], axe, quick_site, job[1]),

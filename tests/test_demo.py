@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -152,7 +153,7 @@ def test_without_javascript_the_page_shows_the_digits_statically(quick_site):
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    from .browser import CHROMEDRIVER, CHROMIUM, browser_or_skip
+    from .browser import CHROMEDRIVER, CHROMIUM, browser_or_skip, driver_env
 
     driver, tmp = browser_or_skip()  # skips (or fails under CI) without Chromium
     driver.quit()
@@ -162,7 +163,7 @@ def test_without_javascript_the_page_shows_the_digits_statically(quick_site):
                  "--disable-background-networking", f"--user-data-dir={tmp}/nojs"):
         options.add_argument(flag)
     options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
-    nojs = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    nojs = webdriver.Chrome(service=Service(CHROMEDRIVER, env=driver_env(tmp)), options=options)
     try:
         nojs.get((quick_site / "try-it.html").as_uri())
         assert not nojs.find_element(By.ID, "demo").is_displayed()
@@ -174,3 +175,4 @@ def test_without_javascript_the_page_shows_the_digits_statically(quick_site):
         assert "needs JavaScript" in nojs.find_element(By.ID, "selftest").text
     finally:
         nojs.quit()
+        shutil.rmtree(tmp, ignore_errors=True)
