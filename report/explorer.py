@@ -217,9 +217,9 @@ def over_training(run, data, picks, classes, workers=DEFAULT_WORKERS):
     maps = dict(zip(nets, threaded(lambda e: grad_cam(nets[e], x, classes, layer).normalized, workers, nets)))
 
     def row(epoch):
-        fast = fold_batchnorm(nets[epoch])
+        fast = pool_before_relu(fold_batchnorm(nets[epoch]))  # scores only
         rho = spearman(maps[epoch], maps[last])
-        curves = deletion_insertion(class_probability(pool_before_relu(fast), classes, workers=1), x, maps[epoch])
+        curves = deletion_insertion(class_probability(fast, classes, workers=1), x, maps[epoch])
         return {"epoch": epoch, "rho_mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else None,
                 "rho_undefined": int(np.isnan(rho).sum()), "deletion": curves.deletion_auc,
                 "insertion": curves.insertion_auc,
